@@ -1,0 +1,82 @@
+"""Batches for training and validation over pre-tokenised unique texts.
+
+Training batches are batches of votes; each batch runs one forward pass over the *unique* texts its
+votes mention, padded only to the longest of them. Validation scores every unique validation text
+once, longest first, and agreement is computed from those scores over all validation votes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from data.tokens import TokenizedTexts
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """Everything a trial needs to train and validate one fold; cheap to pickle.
+
+    train_less/train_more/val_less/val_more: (V,) indices into `tokens`, one per vote.
+    """
+
+    tokens: TokenizedTexts
+    train_less: np.ndarray
+    train_more: np.ndarray
+    val_less: np.ndarray
+    val_more: np.ndarray
+
+    def val_texts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unique validation texts, and each validation vote's (less, more) position among them."""
+        texts, inverse = np.unique(np.concatenate([self.val_less, self.val_more]), return_inverse=True)
+        n = len(self.val_less)
+        return texts, inverse[:n], inverse[n:]
+
+
+class _VoteCollate:
+    def __init__(self, data: FoldData, max_length: int):
+        self.data, self.max_length = data, max_length
+
+    def __call__(self, votes: list[int]) -> dict[str, torch.Tensor]:
+        votes = np.asarray(votes)
+        less, more = self.data.train_less[votes], self.data.train_more[votes]
+        texts, inverse = np.unique(np.concatenate([less, more]), return_inverse=True)
+        input_ids, mask = self.data.tokens.batch(texts, self.max_length)
+        n = len(votes)
+        return {
+            "input_ids": input_ids,  # (U, T) for the U unique texts of the batch
+            "attention_mask": mask,
+            "less": torch.from_numpy(inverse[:n]),  # (B,) row of each vote's lower text
+            "more": torch.from_numpy(inverse[n:]),
+        }
+
+
+class _TextCollate:
+    def __init__(self, tokens: TokenizedTexts, texts: np.ndarray, max_length: int):
+        self.tokens, self.texts, self.max_length = tokens, texts, max_length
+
+    def __call__(self, positions: list[int]) -> dict[str, torch.Tensor]:
+        positions = np.asarray(positions)
+        input_ids, mask = self.tokens.batch(self.texts[positions], self.max_length)
+        return {"input_ids": input_ids, "attention_mask": mask, "position": torch.from_numpy(positions)}
+
+
+def train_loader(data: FoldData, batch_size: int, max_length: int, seed: int) -> DataLoader:
+    """Shuffled vote batches, deterministic given the seed. No worker processes: collation is cheap
+    numpy slicing, and a worker would compete with the trial's own CPU threads."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        range(len(data.train_less)), batch_size=batch_size, shuffle=True, generator=generator,
+        collate_fn=_VoteCollate(data, max_length), num_workers=0,
+    )
+
+
+def text_loader(tokens: TokenizedTexts, texts: np.ndarray, batch_size: int, max_length: int) -> DataLoader:
+    """Batches over `texts` (indices into tokens), longest first so each batch pads little.
+    Batches carry each text's position in `texts`."""
+    order = np.argsort(-tokens.lengths_at(max_length)[texts], kind="stable")
+    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return DataLoader(batches, batch_size=None, collate_fn=_TextCollate(tokens, texts, max_length), num_workers=0)

@@ -1,0 +1,1 @@
+"""The trainable ranker: encoder + scoring head, pairwise losses, agreement, training loop."""

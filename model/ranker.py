@@ -1,0 +1,116 @@
+"""The trainable: a Hugging Face encoder with a linear scoring head, trained on pair votes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from model.backbone import load_encoder
+from model.config import ModelConfig, TrainConfig
+from model.losses import pairwise_agreement, pairwise_loss
+
+# Metric names and modes, shared by logging, Tune reporting, ASHA, Optuna and the tests.
+AGREEMENT = "val/agreement"
+VAL_LOSS = "val/loss"
+TRAIN_LOSS = "train/loss"
+MODE = "max"
+
+
+def lr_lambda(schedule: str, total_steps: int, warmup_steps: int, floor: float):
+    """Multiplier of the peak learning rate at each optimizer step (LambdaLR)."""
+
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        if schedule == "linear":
+            return 1.0 - progress
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))  # cosine
+
+    return f
+
+
+class PairwiseRanker(pl.LightningModule):
+    """score(text) = head(dropout(pool(encoder(text)))); trained so score(more) > score(less).
+
+    The validation votes are given as positions among the validation texts: each unique text is
+    scored once per validation, and agreement is computed over all votes from those scores.
+    """
+
+    def __init__(self, model: ModelConfig, train: TrainConfig, total_steps: int, encoder: nn.Module | None = None):
+        super().__init__()
+        self.model_cfg, self.train_cfg, self.total_steps = model, train, total_steps
+        self.encoder = encoder if encoder is not None else load_encoder(model.backbone)
+        self.dropout = nn.Dropout(model.dropout)
+        self.head = nn.Linear(self.encoder.config.hidden_size, 1)
+        self.val_less = self.val_more = None
+        self._val_scores: torch.Tensor | None = None
+        self.train()  # from_pretrained returns the encoder in eval mode, which would switch off its dropout
+
+    def set_validation_votes(self, n_texts: int, less: np.ndarray, more: np.ndarray) -> None:
+        self.n_val_texts = n_texts
+        self.val_less, self.val_more = torch.from_numpy(less), torch.from_numpy(more)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+        if self.model_cfg.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        # The head runs in fp32 even under fp16 autocast: half-precision scores would create ties,
+        # and ties count as misses in the agreement metric.
+        with torch.autocast(device_type=input_ids.device.type, enabled=False):
+            return self.head(self.dropout(pooled.float())).squeeze(-1)  # (B,)
+
+    def _step_scores(self, batch: dict) -> torch.Tensor:
+        return self(batch["input_ids"], batch["attention_mask"])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        scores = self._step_scores(batch)  # (U,) one per unique text in the batch
+        loss = pairwise_loss(self.train_cfg.loss, scores[batch["more"]], scores[batch["less"]], self.train_cfg.margin)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step} (lr {self.train_cfg.lr:g})")
+        self.log(TRAIN_LOSS, loss, prog_bar=True, batch_size=len(batch["less"]))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_scores = torch.full((self.n_val_texts,), float("nan"), device=self.device)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._val_scores[batch["position"]] = self._step_scores(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self._val_scores
+        if torch.isnan(scores).any():
+            raise RuntimeError("some validation texts were not scored")
+        less, more = self.val_less.to(scores.device), self.val_more.to(scores.device)
+        loss = pairwise_loss(self.train_cfg.loss, scores[more], scores[less], self.train_cfg.margin)
+        self.log(AGREEMENT, pairwise_agreement(scores, less, more), prog_bar=True)
+        self.log(VAL_LOSS, loss, prog_bar=True)
+
+    def configure_optimizers(self):
+        cfg = self.train_cfg
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 else decay).append(p)  # biases and LayerNorm weights are 1-D
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+        )
+        total = max(1, self.total_steps)
+        if cfg.schedule == "onecycle":
+            pct = cfg.warmup_ratio or 0.25
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=pct)
+        else:
+            warmup = int(round(cfg.warmup_ratio * total))
+            floor = min(1.0, cfg.min_lr / cfg.lr)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.schedule, total, warmup, floor))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,125 @@
+"""Training one configuration on one fold: shared by `pairtune train` and by every search trial."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+
+from data.loaders import FoldData, text_loader, train_loader
+from model.config import ModelConfig, TrainConfig
+from model.precision import cuda_usable, resolve_precision
+from model.ranker import AGREEMENT, MODE, VAL_LOSS, PairwiseRanker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ValidationResult:
+    """What one validation produced. epoch is fractional when validating inside an epoch."""
+
+    agreement: float
+    val_loss: float
+    epoch: float
+    step: int
+    is_best: bool
+    best_agreement: float
+    final: bool  # no more training follows (last step, or early stopping fired)
+
+
+class ValidationCallback(pl.Callback):
+    """Hands every validation result to `on_result` (save a checkpoint, report to Tune, ...)."""
+
+    def __init__(self, steps_per_epoch: int, on_result: Callable[[ValidationResult, PairwiseRanker], None]):
+        self.steps_per_epoch, self.on_result = steps_per_epoch, on_result
+        self.best = -math.inf
+        self.history: list[ValidationResult] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, module: PairwiseRanker) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        agreement = float(metrics[AGREEMENT])
+        is_best = agreement > self.best
+        self.best = max(self.best, agreement)
+        result = ValidationResult(
+            agreement=agreement,
+            val_loss=float(metrics[VAL_LOSS]),
+            epoch=round(trainer.global_step / self.steps_per_epoch, 4),
+            step=trainer.global_step,
+            is_best=is_best,
+            best_agreement=self.best,
+            final=trainer.should_stop or trainer.global_step >= trainer.estimated_stepping_batches,
+        )
+        self.history.append(result)
+        self.on_result(result, module)
+
+
+def steps_per_epoch(n_train_votes: int, cfg: TrainConfig) -> int:
+    batches = math.ceil(n_train_votes / cfg.batch_size)
+    return max(1, math.ceil(batches / cfg.accumulate_grad_batches))
+
+
+def set_threads(cpus: float | None) -> None:
+    """Intra-op threads = the CPUs this process was given (Ray trials get a share of the machine)."""
+    if cpus:
+        torch.set_num_threads(max(1, int(cpus)))
+
+
+def fit(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: FoldData,
+    max_length: int,
+    on_result: Callable[[ValidationResult, PairwiseRanker], None] = lambda r, m: None,
+    root_dir: str | None = None,
+    logger=False,
+    progress: bool = False,
+    use_gpu: bool | None = None,
+) -> tuple[PairwiseRanker, ValidationCallback]:
+    """Train on data's training votes, validating (and calling on_result) at least once per epoch."""
+    pl.seed_everything(train_cfg.seed, workers=True, verbose=False)
+    on_cuda = cuda_usable() if use_gpu is None else (use_gpu and cuda_usable())
+    precision = resolve_precision(train_cfg.precision, on_cuda)
+    train_dl = train_loader(data, train_cfg.batch_size, max_length, train_cfg.seed)
+    texts, val_less, val_more = data.val_texts()
+    val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length)
+    per_epoch = steps_per_epoch(len(data.train_less), train_cfg)
+    module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
+    module.set_validation_votes(len(texts), val_less, val_more)
+    tracker = ValidationCallback(per_epoch, on_result)
+    callbacks: list[pl.Callback] = []
+    if train_cfg.early_stopping_patience:  # before the tracker, so it sees should_stop already set
+        callbacks.append(pl.callbacks.EarlyStopping(AGREEMENT, mode=MODE, patience=train_cfg.early_stopping_patience))
+    callbacks.append(tracker)
+    val_interval = 1.0
+    if train_cfg.val_every_n_steps:
+        batches = len(train_dl)
+        val_interval = min(1.0, train_cfg.val_every_n_steps * train_cfg.accumulate_grad_batches / batches)
+    trainer = pl.Trainer(
+        accelerator="gpu" if on_cuda else "cpu",
+        devices=1,
+        precision=precision,
+        max_epochs=train_cfg.epochs,
+        accumulate_grad_batches=train_cfg.accumulate_grad_batches,
+        gradient_clip_val=train_cfg.gradient_clip_val,
+        val_check_interval=val_interval,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        logger=logger,
+        enable_checkpointing=False,  # on_result keeps the best epoch's weights, nothing else
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=root_dir or os.getcwd(),
+    )
+    with warnings.catch_warnings():
+        # Single-process loaders are deliberate (see data.loaders.train_loader).
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
+    return module, tracker

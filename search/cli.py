@@ -1,0 +1,116 @@
+"""`pairtune` command line: search, train, export.
+
+User errors (config, data, backbone, precision) print one line each and exit 2, without a traceback;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from data import DataError
+from model.backbone import BackboneError
+from model.precision import PrecisionError
+from search.config import ConfigError
+
+log = logging.getLogger("pairtune")
+
+USER_ERRORS = (ConfigError, DataError, BackboneError, PrecisionError)
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.lr=3e-4 (repeatable)")
+
+
+def cmd_search(args) -> int:
+    from search.config import load_config
+    from search.export import export_run
+    from search.tuner import run_search
+
+    cfg = load_config(args.config, args.overrides)
+    results, run = run_search(cfg, address=args.address)
+    errors = [r for r in results if r.error]
+    print(f"\nsearch finished: {len(results)} trials, {len(errors)} errored; results in {run}")
+    for r in errors:
+        print(f"  errored: {Path(r.path).name}: {str(r.error).strip().splitlines()[-1][:200]}")
+    try:
+        exported = export_run(run)
+    except ConfigError as e:
+        print(f"nothing to export: {e}")
+        return 1
+    _print_export(exported)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from search.config import load_config
+    from search.train_cmd import train_config
+
+    cfg = load_config(args.config, args.overrides)
+    result = train_config(cfg, args.out)
+    print(f"\nbest {result['metric']}: {result['best_agreement']:.4f} at epoch {result['best_epoch']:g}")
+    print(f"model saved to {result['checkpoint']}")
+    return 0
+
+
+def _print_export(e) -> None:
+    cols = [c for c in e.leaderboard.columns if c not in ("error",)]
+    print("\nleaderboard (best first):")
+    print(e.leaderboard[cols].head(20).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"\nbest agreement {e.best_agreement:.4f}")
+    print(f"best config:     {e.best_yaml}")
+    print(f"best checkpoint: {e.best_checkpoint}")
+    print(f"leaderboard:     {e.out_dir / 'leaderboard.csv'}")
+    print(f"train it with:   pairtune train {e.best_yaml}")
+
+
+def cmd_export(args) -> int:
+    from search.export import export_run
+
+    _print_export(export_run(args.run, args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pairtune", description="Hyperparameter search for transformer text rankers trained on pair votes.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("search", help="run a Ray Tune search (Optuna TPE + ASHA) and export the best config",
+                       description="Validate the config and data, then search with Ray Tune; ends by exporting the best config.")
+    _add_config_args(p)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train", help="train one configuration (e.g. an exported best.yaml) and report agreement",
+                       description="Train the config's fixed values on its fold (search.space is ignored) and save the best epoch.")
+    _add_config_args(p)
+    p.add_argument("--out", default=None, help="directory for the model (default: pairtune_train/<search.name>)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="write best.yaml, leaderboard.csv and summary.json of a search run",
+                       description="Read a search run directory (storage_path/name) and export its results.")
+    p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
+    p.add_argument("--out", default=None, help="output directory (default: RUN/export)")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except USER_ERRORS as e:
+        for line in str(e).splitlines():
+            print(f"pairtune: error: {line}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""The YAML config: four typed sections, validated together before anything expensive runs.
+
+    data:   DataConfig   (data/config.py)
+    model:  ModelConfig  (model/config.py)
+    train:  TrainConfig  (model/config.py)
+    search: SearchConfig (below)
+
+Every problem is collected and reported at once, each naming the file and the key. An exported best
+config is the same schema with every value fixed, so it feeds straight back into `pairtune train`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from data.config import DataConfig
+from model.config import ModelConfig, TrainConfig
+
+
+@dataclass
+class SearchConfig:
+    name: str = "pairtune"
+    """Run name: results go to storage_path/name."""
+    storage_path: str = "~/pairtune_results"
+    """Where experiments are written (local directory, or s3:// / gs:// for clusters)."""
+    num_samples: int = 8
+    """Trials to run."""
+    max_concurrent_trials: int = 2
+    """Trials running at once (also bounded by the cluster's CPUs and GPUs)."""
+    cpus_per_trial: float = 1.0
+    """CPUs each trial reserves; also its torch thread count."""
+    gpus_per_trial: float = 0.0
+    """GPUs each trial reserves: 0, a fraction (0.5 packs two trials on a GPU), or 1."""
+    searcher: Literal["optuna", "random"] = "optuna"
+    """optuna: TPE (multivariate, seeded); random: Optuna's random sampler."""
+    scheduler: Literal["asha", "fifo"] = "asha"
+    """asha: stop weak trials early at rungs; fifo: run every trial to the end."""
+    seed: int = 0
+    """Seed of the searcher."""
+    n_startup_trials: int = 4
+    """Random trials before TPE starts modelling."""
+    grace_period: float = 1.0
+    """Epochs every trial runs before ASHA may stop it."""
+    reduction_factor: float = 2.0
+    """ASHA keeps the top 1/reduction_factor of trials at each rung."""
+    time_budget_s: float | None = None
+    """Stop the whole search after this many seconds; null = no limit."""
+    space: dict = field(default_factory=dict)
+    """Searched keys: `section.key: {loguniform|uniform|int|choice: ...}` or a fixed value."""
+    points_to_evaluate: list = field(default_factory=list)
+    """First trials to run, as {section.key: value} (e.g. a known good config)."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        for key in ("num_samples", "max_concurrent_trials", "cpus_per_trial", "grace_period"):
+            if getattr(self, key) <= 0:
+                out.append((key, f"must be positive, got {getattr(self, key)}"))
+        if self.gpus_per_trial < 0:
+            out.append(("gpus_per_trial", f"must not be negative, got {self.gpus_per_trial}"))
+        elif self.gpus_per_trial > 1:
+            out.append(("gpus_per_trial", f"more than one GPU per trial is not supported yet, got {self.gpus_per_trial}"))
+        if self.reduction_factor <= 1:
+            out.append(("reduction_factor", f"must be greater than 1, got {self.reduction_factor}"))
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            out.append(("time_budget_s", f"must be positive or null, got {self.time_budget_s}"))
+        if self.n_startup_trials < 0:
+            out.append(("n_startup_trials", f"must not be negative, got {self.n_startup_trials}"))
+        return out
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "search": SearchConfig}
+
+
+class ConfigError(Exception):
+    """One or more configuration problems; str() lists them one per line."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class PairtuneConfig:
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    search: SearchConfig
+    source: str = "<config>"  # the file it came from, for messages; not part of the schema
+
+    def to_dict(self) -> dict:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def get(self, key: str) -> Any:
+        section, name = key.split(".", 1)
+        return getattr(getattr(self, section), name)
+
+
+def _coerce(value: Any, annotation: Any) -> tuple[Any, str | None]:
+    """Check (and lightly coerce) a YAML value against a field annotation; (value, problem)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None and type(None) in args:
+            return None, None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0])
+    if origin is Literal:
+        if value in args:
+            return value, None
+        return value, f"must be one of {list(args)}, got {value!r}"
+    if annotation is bool:
+        return (value, None) if isinstance(value, bool) else (value, f"must be true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, None
+        if isinstance(value, float) and value.is_integer():
+            return int(value), None
+        return value, f"must be an integer, got {value!r}"
+    if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value), None
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), None
+        return value, f"must be a number, got {value!r}"
+    if annotation is str:
+        return (value, None) if isinstance(value, str) else (value, f"must be a string, got {value!r}")
+    if annotation in (dict, list):
+        ok = isinstance(value, annotation)
+        return value, None if ok else f"must be a {'mapping' if annotation is dict else 'list'}, got {value!r}"
+    return value, None
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[str, str]]]:
+    """A dataclass instance from a YAML mapping, and (key, problem) pairs; defaults fill gaps."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return cls(), [(section, f"must be a mapping of keys, got {raw!r}")]
+    types = field_types(cls)
+    values, problems = {}, []
+    for key, value in raw.items():
+        if key not in types:
+            hint = difflib.get_close_matches(str(key), list(types), n=1)
+            problems.append((f"{section}.{key}", "unknown key" + (f"; did you mean '{section}.{hint[0]}'?" if hint else "")))
+            continue
+        coerced, problem = _coerce(value, types[key])
+        if problem:
+            problems.append((f"{section}.{key}", problem))
+        else:
+            values[key] = coerced
+    instance = cls(**values)
+    if not problems:
+        problems += [(f"{section}.{k}", msg) for k, msg in instance.problems()]
+    return instance, problems
+
+
+def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
+    """Validate a whole config mapping; raise ConfigError listing every problem."""
+    from search.space import space_problems  # the space refers back to these sections
+
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: the config must be a mapping with sections {list(SECTIONS)}"])
+    problems: list[tuple[str, str]] = []
+    for key in raw:
+        if key not in SECTIONS:
+            hint = difflib.get_close_matches(str(key), list(SECTIONS), n=1)
+            problems.append((str(key), "unknown section" + (f"; did you mean '{hint[0]}'?" if hint else "")))
+    built = {}
+    for name, cls in SECTIONS.items():
+        built[name], found = build_section(cls, raw.get(name), name)
+        problems += found
+    cfg = PairtuneConfig(**built, source=source)
+    if not problems:
+        problems += space_problems(cfg)
+    if problems:
+        raise ConfigError([f"{source}: {key}: {msg}" for key, msg in problems])
+    return cfg
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`--set train.lr=3e-4` items as {"train.lr": 3e-4}; values are read as YAML."""
+    out, problems = {}, []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or "." not in key:
+            problems.append(f"--set {item}: expected section.key=value, e.g. train.lr=3e-4")
+            continue
+        out[key.strip()] = yaml.safe_load(text) if text.strip() else None
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
+    """A copy of the raw mapping with dotted keys set (search.space keys are kept whole)."""
+    raw = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        section, name = key.split(".", 1)
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError([f"--set {key}: section '{section}' is not a mapping"])
+        if section == "search" and "." in name:  # search.space.train.lr={...}
+            sub, rest = name.split(".", 1)
+            target = target.setdefault(sub, {})
+            name = rest
+        target[name] = value
+    return raw
+
+
+def _resolve_paths(raw: dict, base: Path) -> None:
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("pairs"), str) and data["pairs"] != "demo":
+        p = Path(data["pairs"]).expanduser()
+        if not p.is_absolute() and (base / p).exists():
+            data["pairs"] = str((base / p).resolve())
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("backbone"), str):
+        p = Path(model["backbone"]).expanduser()
+        if not p.is_absolute() and model["backbone"].startswith(".") and (base / p).exists():
+            model["backbone"] = str((base / p).resolve())
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError([f"{path}: config file not found"])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise ConfigError([f"{path}: not valid YAML{line}: {getattr(e, 'problem', e)}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not valid UTF-8"]) from None
+    return raw if raw is not None else {}
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> PairtuneConfig:
+    """Read, override (`--set`), resolve paths relative to the file, and validate a config."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: the config must be a mapping with sections {list(SECTIONS)}"])
+    if overrides:
+        raw = apply_overrides(raw, parse_set(overrides))
+    _resolve_paths(raw, Path(path).resolve().parent)
+    source = str(path) + (" (with --set)" if overrides else "")
+    return parse_config(raw, source)
+
+
+def with_params(cfg: PairtuneConfig, params: dict[str, Any]) -> PairtuneConfig:
+    """The config with sampled `section.key` values put in; revalidated like the file was."""
+    raw = apply_overrides(cfg.to_dict(), params)
+    raw["search"]["space"], raw["search"]["points_to_evaluate"] = {}, []
+    return parse_config(raw, cfg.source)

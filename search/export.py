@@ -1,0 +1,117 @@
+"""Reading a finished (or interrupted) search: leaderboard, best config, best checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from model.ranker import AGREEMENT, MODE
+from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml, with_params
+from search.trial import EPOCH
+from search.tuner import CONFIG_FILE
+
+log = logging.getLogger(__name__)
+
+BEST_YAML = "best.yaml"
+LEADERBOARD = "leaderboard.csv"
+SUMMARY = "summary.json"
+
+
+@dataclass
+class Export:
+    out_dir: Path
+    best_yaml: Path
+    leaderboard: pd.DataFrame
+    best_checkpoint: str | None
+    best_agreement: float
+
+
+def _error_message(trial) -> str:
+    path = trial.error_file
+    if not path or not Path(path).exists():
+        return ""
+    lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, budgeted: bool) -> dict:
+    row = {"trial_id": trial.trial_id, **{f"param:{k}": v for k, v in trial.config.items()}}
+    has = AGREEMENT in frame.columns and len(frame)
+    row["best_agreement"] = float(frame[AGREEMENT].max()) if has else math.nan
+    row["last_agreement"] = float(frame[AGREEMENT].iloc[-1]) if has else math.nan
+    row["epochs_run"] = float(frame[EPOCH].max()) if has else 0.0
+    final = bool(has and "final" in frame.columns and frame["final"].iloc[-1])
+    epochs = trial.config.get("train.epochs", max_epochs)
+    if trial.status == "ERROR":
+        row["outcome"], row["error"] = "error", _error_message(trial)
+    elif trial.status != "TERMINATED":
+        row["outcome"], row["error"] = trial.status.lower(), ""
+    elif final and row["epochs_run"] >= epochs:
+        row["outcome"], row["error"] = "finished", ""
+    elif final:
+        row["outcome"], row["error"] = "early_stopping", ""
+    else:
+        row["outcome"], row["error"] = ("stopped_by_asha_or_budget" if budgeted else "stopped_by_asha"), ""
+    return row
+
+
+def leaderboard(run: Path, base: PairtuneConfig):
+    """A row per trial, best first, and the ExperimentAnalysis it came from."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(run), default_metric=AGREEMENT, default_mode=MODE)
+    frames = analysis.trial_dataframes
+    rows = [
+        _trial_row(t, frames.get(t.trial_id, pd.DataFrame()), base.train.epochs, base.search.time_budget_s is not None)
+        for t in analysis.trials
+    ]
+    board = pd.DataFrame(rows)
+    if len(board):
+        board = board.sort_values("best_agreement", ascending=False, na_position="last").reset_index(drop=True)
+    return board, analysis
+
+
+def load_run_config(run: Path) -> PairtuneConfig:
+    path = run / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    return parse_config(read_yaml(path), str(path))
+
+
+def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
+    """Write best.yaml (the CLI's schema, all values fixed), leaderboard.csv and summary.json."""
+    run = Path(run).expanduser().resolve()
+    base = load_run_config(run)
+    board, analysis = leaderboard(run, base)
+    scored = board.dropna(subset=["best_agreement"]) if len(board) else board
+    if not len(scored):
+        raise ConfigError([f"{run}: no trial has reported a validation result yet"])
+    best = scored.iloc[0]
+    trial = next(t for t in analysis.trials if t.trial_id == best["trial_id"])
+    best_cfg = with_params(base, dict(trial.config))
+    checkpoint = analysis.get_best_checkpoint(trial, AGREEMENT, MODE)
+    checkpoint_path = checkpoint.path if checkpoint is not None else None
+    out = Path(out_dir) if out_dir else run / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# Best config of {run} (trial {best['trial_id']}, {AGREEMENT} {best['best_agreement']:.4f}).\n"
+        f"# Train it with: pairtune train {out / BEST_YAML}\n"
+        f"# Best checkpoint: {checkpoint_path}\n"
+    )
+    (out / BEST_YAML).write_text(header + best_cfg.to_yaml(), encoding="utf-8")
+    board.to_csv(out / LEADERBOARD, index=False)
+    summary = {
+        "run": str(run),
+        "best_trial": best["trial_id"],
+        "best_agreement": float(best["best_agreement"]),
+        "best_checkpoint": checkpoint_path,
+        "trials": int(len(board)),
+        "outcomes": board["outcome"].value_counts().to_dict(),
+    }
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return Export(out, out / BEST_YAML, board, checkpoint_path, float(best["best_agreement"]))

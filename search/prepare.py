@@ -1,0 +1,76 @@
+"""Driver-side preparation, done once per search: read votes, split the fold, tokenise every text.
+
+The result travels to trials through the Ray object store (tune.with_parameters), so no trial reads
+the CSV or runs the tokenizer again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from data import DataError, FoldSplit, PairVotes, TokenizedTexts, make_fold, read_pairs, subsample_votes, tokenize_texts
+from data.loaders import FoldData
+from model.backbone import load_tokenizer
+from search.config import PairtuneConfig
+from search.space import possible_values
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    votes: PairVotes
+    split: FoldSplit
+    tokens: dict[tuple[str, bool], TokenizedTexts]  # (backbone, lowercase) -> tokenised texts
+
+    def fold_data(self, cfg: PairtuneConfig) -> FoldData:
+        tokens = self.tokens[(cfg.model.backbone, cfg.data.lowercase)]
+        train, val = self.split.train_votes, self.split.val_votes
+        v = self.votes
+        return FoldData(tokens, v.less[train], v.more[train], v.less[val], v.more[val])
+
+    def summary(self) -> dict:
+        return {
+            "source": self.votes.source,
+            "votes": self.votes.n_votes,
+            "unique_texts": len(self.votes.texts),
+            "identical_rows_dropped": self.votes.identical_dropped,
+            "fold": self.split.fold,
+            "folds": self.split.n_folds,
+            "split_method": self.split.method,
+            "train_votes": len(self.split.train_votes),
+            "val_votes": len(self.split.val_votes),
+            "votes_dropped_crossing_folds": self.split.dropped_votes,
+        }
+
+
+def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
+    """Votes and the configured fold; DataError when the fold leaves nothing to train or validate."""
+    d = cfg.data
+    votes = read_pairs(d.pairs, d.less_column, d.more_column)
+    votes = subsample_votes(votes, d.max_votes, d.split_seed)
+    try:
+        split = make_fold(votes, d.folds, d.fold, d.split_seed, d.split)
+    except ValueError as e:
+        raise DataError(f"{votes.source}: cannot make {d.folds} folds: {e}") from None
+    if len(split.val_votes) == 0 or len(split.train_votes) == 0:
+        raise DataError(
+            f"{votes.source}: {votes.n_votes} votes over {len(votes.texts)} texts are too few for "
+            f"{d.folds} leak-free folds ({split.describe()}); lower data.folds or add votes"
+        )
+    return votes, split
+
+
+def prepare_data(cfg: PairtuneConfig) -> PreparedData:
+    votes, split = load_split(cfg)
+    # Tokenise at the longest max_length any trial can ask for; trials truncate further themselves.
+    max_length = int(max(possible_values(cfg, "data.max_length")))
+    tokens = {}
+    for backbone in possible_values(cfg, "model.backbone"):
+        tokenizer = load_tokenizer(backbone)
+        for lowercase in possible_values(cfg, "data.lowercase"):
+            tokens[(backbone, lowercase)] = tokenize_texts(votes.texts, tokenizer, max_length, lowercase)
+    prepared = PreparedData(votes, split, tokens)
+    log.info("prepared %s", prepared.summary())
+    return prepared

@@ -1,0 +1,64 @@
+"""One Ray Tune trial: sampled parameters -> typed config -> model.train.fit, reporting each validation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+import ray
+from ray import tune
+
+from model.checkpoint import save_checkpoint
+from model.ranker import AGREEMENT, VAL_LOSS
+from model.train import ValidationResult, fit, set_threads
+from search.config import PairtuneConfig, with_params
+from search.prepare import PreparedData
+
+log = logging.getLogger(__name__)
+
+EPOCH = "epoch"  # ASHA's time attribute: fractional epochs, consistent at any reporting frequency
+
+
+def trial_metrics(r: ValidationResult) -> dict:
+    return {
+        AGREEMENT: r.agreement,
+        VAL_LOSS: r.val_loss,
+        EPOCH: r.epoch,
+        "step": r.step,
+        "best_agreement": r.best_agreement,
+        "final": r.final,
+    }
+
+
+def placement() -> dict:
+    """Where this trial runs: node and the GPU ids Ray gave it (also visible as CUDA_VISIBLE_DEVICES)."""
+    ctx = ray.get_runtime_context()
+    return {"node_id": ctx.get_node_id(), "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids())}
+
+
+def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None:
+    """Tune function trainable; `cfg` and `prepared` arrive through the object store."""
+    trial_cfg = with_params(cfg, params)
+    set_threads(cfg.search.cpus_per_trial)
+    data = prepared.fold_data(trial_cfg)
+    trial_dir = tune.get_context().get_trial_dir()
+    where = placement()
+    config_dict = trial_cfg.to_dict()
+
+    def on_result(r: ValidationResult, module) -> None:
+        metrics = {**trial_metrics(r), **where}
+        if not r.is_best:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:  # only a new best epoch is checkpointed
+            save_checkpoint(d, module, config_dict, metrics)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(save_dir=trial_dir or os.getcwd(), name="lightning", version="")
+    fit(
+        trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
+        root_dir=trial_dir, logger=logger, use_gpu=cfg.search.gpus_per_trial > 0,
+    )

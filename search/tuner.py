@@ -1,0 +1,151 @@
+"""Building and running the Ray Tune search: OptunaSearch (TPE) + ASHA over the trial function."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from data import DataError
+from model.backbone import BackboneError, resolve_backbone
+from model.ranker import AGREEMENT, MODE, VAL_LOSS
+from search.config import ConfigError, PairtuneConfig
+from search.prepare import PreparedData, prepare_data
+from search.space import possible_values, searched_dimensions
+from search.trial import EPOCH, run_trial
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "pairtune_config.yaml"  # the validated base config, written into the run directory
+DATA_FILE = "pairtune_data.json"  # what the data preparation found
+
+
+def preflight(cfg: PairtuneConfig) -> None:
+    """Checks that need more than the YAML (backbones on disk, precision vs trial hardware)."""
+    problems = []
+    for backbone in possible_values(cfg, "model.backbone"):
+        try:
+            resolve_backbone(backbone)
+        except BackboneError as e:
+            problems.append(f"{cfg.source}: model.backbone: {e}")
+    for precision in possible_values(cfg, "train.precision"):
+        if precision == "16-mixed" and cfg.search.gpus_per_trial == 0:
+            problems.append(
+                f"{cfg.source}: train.precision: 16-mixed needs GPU trials but search.gpus_per_trial is 0; "
+                "use auto (fp16 on GPUs, fp32 on CPUs) or 32-true"
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
+def run_dir(cfg: PairtuneConfig) -> Path:
+    return Path(os.path.expanduser(cfg.search.storage_path)).resolve() / cfg.search.name
+
+
+def trial_name(trial) -> str:
+    """Readable trial names for the table and the dashboard: id plus the sampled values."""
+    parts = [trial.trial_id]
+    for key, value in sorted(trial.config.items()):
+        short = key.split(".", 1)[-1]
+        parts.append(f"{short}={value:.3g}" if isinstance(value, float) else f"{short}={value}")
+    return "_".join(parts)[:120]
+
+
+def make_searcher(cfg: PairtuneConfig):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    dims = searched_dimensions(cfg)
+    if not dims:
+        return None
+    s = cfg.search
+    if s.searcher == "random":
+        sampler = optuna.samplers.RandomSampler(seed=s.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=s.seed, multivariate=True, n_startup_trials=s.n_startup_trials)
+    return OptunaSearch(
+        space={d.key: d.to_optuna() for d in dims},
+        metric=AGREEMENT,
+        mode=MODE,
+        points_to_evaluate=[dict(p) for p in s.points_to_evaluate] or None,
+        sampler=sampler,
+    )
+
+
+def make_scheduler(cfg: PairtuneConfig):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if cfg.search.scheduler == "fifo":
+        return FIFOScheduler()
+    max_t = float(max(possible_values(cfg, "train.epochs")))
+    return ASHAScheduler(
+        time_attr=EPOCH,
+        max_t=max_t,
+        grace_period=min(cfg.search.grace_period, max_t),
+        reduction_factor=cfg.search.reduction_factor,
+    )
+
+
+def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
+    from ray import tune
+
+    dims = searched_dimensions(cfg)
+    trainable = tune.with_parameters(run_trial, cfg=cfg, prepared=prepared)
+    trainable = tune.with_resources(trainable, {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
+    reporter = tune.CLIReporter(
+        metric_columns={AGREEMENT: "agreement", VAL_LOSS: "val loss", EPOCH: "epoch"},
+        parameter_columns={d.key: d.key.split(".", 1)[-1] for d in dims},
+        max_report_frequency=15,
+        sort_by_metric=True,  # metric and mode come from TuneConfig
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=AGREEMENT,
+            mode=MODE,
+            search_alg=make_searcher(cfg),
+            scheduler=make_scheduler(cfg),
+            num_samples=cfg.search.num_samples,
+            max_concurrent_trials=cfg.search.max_concurrent_trials,
+            time_budget_s=cfg.search.time_budget_s,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=lambda t: t.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.search.name,
+            storage_path=str(run_dir(cfg).parent),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=AGREEMENT, checkpoint_score_order=MODE
+            ),
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            progress_reporter=reporter,
+            verbose=1,
+        ),
+    )
+
+
+def write_run_files(cfg: PairtuneConfig, prepared: PreparedData) -> Path:
+    directory = run_dir(cfg)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
+    (directory / DATA_FILE).write_text(json.dumps(prepared.summary(), indent=2), encoding="utf-8")
+    return directory
+
+
+def run_search(cfg: PairtuneConfig, address: str | None = None):
+    """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
+    import ray
+
+    preflight(cfg)
+    prepared = prepare_data(cfg)  # raises DataError before Ray starts
+    directory = write_run_files(cfg, prepared)
+    log.info("run directory: %s", directory)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic live trial table
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=True, log_to_driver=True)
+    return make_tuner(cfg, prepared).fit(), directory
+
+
+__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "run_search", "run_dir"]
