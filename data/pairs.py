@@ -73,7 +73,8 @@ def _check_columns(frame: pd.DataFrame, path: Path, wanted: dict[str, str]) -> N
     for role, column in wanted.items():
         if column in have:
             continue
-        hint = difflib.get_close_matches(column, have, n=1)
+        others = [c for c in have if c not in wanted.values()]  # columns no other role already uses
+        hint = difflib.get_close_matches(column, others, n=1, cutoff=0.5)
         extra = f"; did you mean '{hint[0]}'?" if hint else ""
         if len(have) == 1 and any(sep in have[0] for sep in ";\t|"):
             extra += " (the header has a single column: is the delimiter not a comma?)"

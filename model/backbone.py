@@ -62,6 +62,7 @@ def load_encoder(name: str):
     path = resolve_backbone(name)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the dropped pooler weights are expected, not worth a report
+    hf_logging.disable_progress_bar()
     try:
         return AutoModel.from_pretrained(path, add_pooling_layer=False)
     except TypeError:  # architectures without a pooler do not take the argument

@@ -72,6 +72,18 @@ def set_threads(cpus: float | None) -> None:
         torch.set_num_threads(max(1, int(cpus)))
 
 
+def _validate_at_epoch_end_too(trainer: pl.Trainer) -> None:
+    """With a fractional val_check_interval Lightning validates every N batches but skips the epoch's
+    last batch unless N divides the epoch; ASHA's rungs and the best-epoch checkpoint need that one."""
+    loop = trainer.fit_loop.epoch_loop
+    should_check = loop._should_check_val_fx
+
+    def check(data_fetcher) -> bool:
+        return should_check(data_fetcher) or (loop.batch_progress.is_last_batch and loop._should_check_val_epoch())
+
+    loop._should_check_val_fx = check
+
+
 def fit(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -116,10 +128,14 @@ def fit(
         enable_checkpointing=False,  # on_result keeps the best epoch's weights, nothing else
         enable_progress_bar=progress,
         enable_model_summary=False,
+        log_every_n_steps=max(1, min(50, len(train_dl) // 4)),
         default_root_dir=root_dir or os.getcwd(),
     )
+    if val_interval < 1.0:
+        _validate_at_epoch_end_too(trainer)
     with warnings.catch_warnings():
         # Single-process loaders are deliberate (see data.loaders.train_loader).
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
         trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
     return module, tracker

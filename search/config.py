@@ -165,9 +165,8 @@ def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[st
             problems.append((f"{section}.{key}", problem))
         else:
             values[key] = coerced
-    instance = cls(**values)
-    if not problems:
-        problems += [(f"{section}.{k}", msg) for k, msg in instance.problems()]
+    instance = cls(**values)  # keys that failed their type check keep their (valid) defaults
+    problems += [(f"{section}.{k}", msg) for k, msg in instance.problems()]
     return instance, problems
 
 
@@ -189,8 +188,7 @@ def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
         built[name], found = build_section(cls, raw.get(name), name)
         problems += found
     cfg = PairtuneConfig(**built, source=source)
-    if not problems:
-        problems += space_problems(cfg)
+    problems += space_problems(cfg)
     if problems:
         raise ConfigError([f"{source}: {key}: {msg}" for key, msg in problems])
     return cfg

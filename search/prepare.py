@@ -50,15 +50,15 @@ def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
     d = cfg.data
     votes = read_pairs(d.pairs, d.less_column, d.more_column)
     votes = subsample_votes(votes, d.max_votes, d.split_seed)
+    too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
+    if len(votes.texts) < 2 * d.folds:
+        raise DataError(f"{too_few}; lower data.folds or add votes")
     try:
         split = make_fold(votes, d.folds, d.fold, d.split_seed, d.split)
     except ValueError as e:
-        raise DataError(f"{votes.source}: cannot make {d.folds} folds: {e}") from None
+        raise DataError(f"{too_few}: {e}") from None
     if len(split.val_votes) == 0 or len(split.train_votes) == 0:
-        raise DataError(
-            f"{votes.source}: {votes.n_votes} votes over {len(votes.texts)} texts are too few for "
-            f"{d.folds} leak-free folds ({split.describe()}); lower data.folds or add votes"
-        )
+        raise DataError(f"{too_few} ({split.describe()}); lower data.folds or add votes")
     return votes, split
 
 

@@ -40,6 +40,7 @@ def placement() -> dict:
 def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None:
     """Tune function trainable; `cfg` and `prepared` arrive through the object store."""
     trial_cfg = with_params(cfg, params)
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # Ray's trial table reports instead
     set_threads(cfg.search.cpus_per_trial)
     data = prepared.fold_data(trial_cfg)
     trial_dir = tune.get_context().get_trial_dir()

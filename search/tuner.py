@@ -142,7 +142,8 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
     directory = write_run_files(cfg, prepared)
     log.info("run directory: %s", directory)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic live trial table
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    # Best-only checkpoints (num_to_keep=1) make Ray snapshot often; that is intended, not a problem.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=True, log_to_driver=True)
     return make_tuner(cfg, prepared).fit(), directory

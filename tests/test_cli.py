@@ -1,0 +1,78 @@
+"""The real `pairtune` CLI: help, and user errors reported before Ray starts, without a traceback."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+COMMANDS = ["search", "train", "export"]
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "search.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command):
+    out = run_cli(command, "--help")
+    assert out.returncode == 0 and "usage: pairtune " + command in out.stdout
+
+
+def write_config(tmp_path, raw):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def assert_user_error(out, *fragments):
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert "Started a local Ray instance" not in out.stdout + out.stderr  # nothing expensive ran
+    for fragment in fragments:
+        assert fragment in out.stderr, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("pairtune: error: ")]
+    assert len(errors) >= len(fragments)
+
+
+def test_config_problems_are_reported_together(tmp_path):
+    path = write_config(tmp_path, {"train": {"lr": -1, "epoch": 3}, "search": {"space": {"train.margin": {"uniform": [1, 0]}}}})
+    start = time.monotonic()
+    out = run_cli("search", str(path))
+    assert_user_error(out, f"{path}: train.lr: must be positive", f"{path}: train.epoch: unknown key; did you mean 'train.epochs'?",
+                      f"{path}: search.space.train.margin: low 1 is greater than high 0")
+    assert time.monotonic() - start < 60
+
+
+def test_bad_data_is_rejected_before_ray_starts(tmp_path):
+    csv = tmp_path / "votes.csv"
+    csv.write_text("less_toxic,more_toxic\na,b\nc,\n")
+    path = write_config(tmp_path, {"data": {"pairs": "votes.csv"}})  # relative to the config file
+    out = run_cli("search", str(path))
+    assert_user_error(out, f"{csv}: row 3: empty text in column 'more_toxic'")
+
+
+def test_too_few_votes_for_the_folds(tmp_path):
+    csv = tmp_path / "votes.csv"
+    csv.write_text("less_toxic,more_toxic\na,b\n")
+    out = run_cli("search", str(write_config(tmp_path, {"data": {"pairs": str(csv)}})))
+    assert_user_error(out, f"{csv}: cannot make 5 leak-free folds from 1 votes over 2 texts")
+
+
+def test_missing_backbone_and_fp16_on_cpu_trials(tmp_path):
+    path = write_config(tmp_path, {"model": {"backbone": "./no/such/model"}, "train": {"precision": "16-mixed"}})
+    out = run_cli("search", str(path))
+    assert_user_error(out, "model.backbone: backbone path ./no/such/model does not exist",
+                      "train.precision: 16-mixed needs GPU trials but search.gpus_per_trial is 0")
+
+
+def test_train_rejects_fp16_without_gpu(tmp_path, tiny_backbone):
+    path = write_config(tmp_path, {"model": {"backbone": tiny_backbone}, "train": {"precision": "16-mixed"}})
+    out = run_cli("train", str(path))
+    assert_user_error(out, "16-mixed")
+
+
+def test_export_of_a_directory_that_is_not_a_run(tmp_path):
+    out = run_cli("export", str(tmp_path))
+    assert_user_error(out, "not a pairtune run directory")

@@ -1,0 +1,82 @@
+"""Reading pair-vote CSVs: the real layout, column mapping, and clear errors for bad files."""
+
+import numpy as np
+import pytest
+
+from data import DataError, read_pairs, subsample_votes
+from data.pairs import DEMO_PAIRS
+
+
+def write(tmp_path, text, name="votes.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def test_reads_real_ruddit_votes(ruddit_pairs):
+    votes = read_pairs(ruddit_pairs)
+    assert votes.n_votes == 30445 and len(votes.texts) == 4561  # as SOURCES.md documents
+    assert votes.less.max() < len(votes.texts) and votes.more.max() < len(votes.texts)
+    # Text round trip: each vote points back at its own texts.
+    import pandas as pd
+
+    frame = pd.read_csv(ruddit_pairs, dtype=str, keep_default_na=False)
+    for i in (0, 123, 30444):
+        assert votes.texts[votes.less[i]] == frame.less_toxic[i]
+        assert votes.texts[votes.more[i]] == frame.more_toxic[i]
+
+
+def test_demo_data_ships_with_the_package():
+    votes = read_pairs("demo")
+    assert votes.source == str(DEMO_PAIRS) and votes.n_votes == 4500
+
+
+def test_column_mapping_and_bom(tmp_path):
+    path = write(tmp_path, "\ufeffa,b,extra\nlow,high,1\nlow,higher,2\n")
+    votes = read_pairs(path, less_column="a", more_column="b")
+    assert votes.texts == ["low", "high", "higher"]
+    assert votes.less.tolist() == [0, 0] and votes.more.tolist() == [1, 2]
+
+
+def test_texts_like_na_stay_texts(tmp_path):
+    votes = read_pairs(write(tmp_path, "less_toxic,more_toxic\nNA,null\n"))
+    assert votes.texts == ["NA", "null"]
+
+
+def test_identical_rows_are_dropped_and_counted(tmp_path):
+    votes = read_pairs(write(tmp_path, "less_toxic,more_toxic\na,b\nc,c\nb,c\n"))
+    assert votes.n_votes == 2 and votes.identical_dropped == 1
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "file is empty"),
+        ("less_toxic,more_toxic\n", "header only"),
+        ("less_toxic,more\na,b\n", "missing column 'more_toxic'.*did you mean 'more'"),
+        ("less_toxic;more_toxic\na;b\n", "delimiter"),
+        ("less_toxic,more_toxic\na,b\n,c\n", "row 3: empty text in column 'less_toxic'"),
+        ("less_toxic,more_toxic\na,a\n", "same text on both sides"),
+        (b"less_toxic,more_toxic\na,\xff\xfe\n", "not valid UTF-8"),
+    ],
+)
+def test_bad_files_get_one_clear_line(tmp_path, content, message):
+    path = write(tmp_path, content)
+    with pytest.raises(DataError, match=message) as err:
+        read_pairs(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        read_pairs(tmp_path / "nope.csv")
+
+
+def test_subsample_is_seeded_and_reindexes_texts():
+    votes = read_pairs("demo")
+    a, b = subsample_votes(votes, 100, seed=3), subsample_votes(votes, 100, seed=3)
+    assert a.n_votes == 100 and np.array_equal(a.less, b.less)
+    used = set(a.less.tolist()) | set(a.more.tolist())
+    assert used == set(range(len(a.texts)))
+    for i in range(5):  # same texts as before the subsample
+        assert a.texts[a.less[i]] in votes.texts

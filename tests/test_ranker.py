@@ -1,0 +1,110 @@
+"""The trainable on a tiny BERT: fast paths agree with the notebook's plain path, training learns."""
+
+import numpy as np
+import pytest
+import torch
+
+from data import make_fold, read_pairs, subsample_votes, tokenize_texts
+from data.loaders import FoldData, _VoteCollate, text_loader
+from model.backbone import load_tokenizer
+from model.config import ModelConfig, TrainConfig
+from model.losses import pairwise_agreement, pairwise_loss
+from model.precision import PrecisionError, resolve_precision
+from model.ranker import PairwiseRanker, lr_lambda
+from model.train import fit
+
+
+@pytest.fixture(scope="module")
+def fold_data(tiny_backbone, ruddit_pairs):
+    votes = subsample_votes(read_pairs(ruddit_pairs), 1200, seed=0)
+    split = make_fold(votes, 4, 0, seed=0)
+    tokens = tokenize_texts(votes.texts, load_tokenizer(tiny_backbone), max_length=64)
+    t, v = split.train_votes, split.val_votes
+    return votes, FoldData(tokens, votes.less[t], votes.more[t], votes.less[v], votes.more[v])
+
+
+def plain_scores(module, tokenizer, texts, max_length):
+    """The notebook's way: every text padded to max_length, one forward pass per side."""
+    enc = tokenizer(texts, truncation=True, max_length=max_length, padding="max_length", return_tensors="pt")
+    return module(enc["input_ids"], enc["attention_mask"])
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_deduplicated_dynamic_padding_batch_matches_plain_pairs(tiny_backbone, fold_data, pooling):
+    votes, data = fold_data
+    module = PairwiseRanker(ModelConfig(backbone=tiny_backbone, pooling=pooling), TrainConfig(), total_steps=1).eval()
+    picked = list(range(24)) + [0, 1, 2]  # repeated votes: shared texts are scored once
+    batch = _VoteCollate(data, max_length=64)(picked)
+    assert batch["input_ids"].shape[0] < 2 * len(picked) and batch["input_ids"].shape[1] <= 64
+    tok = load_tokenizer(tiny_backbone)
+    with torch.no_grad():
+        scores = module(batch["input_ids"], batch["attention_mask"])
+        fast_more, fast_less = scores[batch["more"]], scores[batch["less"]]
+        plain_more = plain_scores(module, tok, [votes.texts[i] for i in data.train_more[picked]], 64)
+        plain_less = plain_scores(module, tok, [votes.texts[i] for i in data.train_less[picked]], 64)
+    assert torch.allclose(fast_more, plain_more, atol=1e-5) and torch.allclose(fast_less, plain_less, atol=1e-5)
+    for kind in ("margin", "logistic"):
+        fast, plain = pairwise_loss(kind, fast_more, fast_less), pairwise_loss(kind, plain_more, plain_less)
+        assert torch.allclose(fast, plain, atol=1e-6)
+
+
+def test_validation_scores_each_text_once_and_matches_per_vote_scoring(tiny_backbone, fold_data):
+    votes, data = fold_data
+    module = PairwiseRanker(ModelConfig(backbone=tiny_backbone), TrainConfig(), total_steps=1).eval()
+    texts, less_pos, more_pos = data.val_texts()
+    assert len(texts) == len(set(data.val_less.tolist()) | set(data.val_more.tolist()))
+    scores = torch.full((len(texts),), float("nan"))
+    seen = 0
+    with torch.no_grad():
+        for batch in text_loader(data.tokens, texts, batch_size=7, max_length=64):
+            scores[batch["position"]] = module(batch["input_ids"], batch["attention_mask"])
+            seen += len(batch["position"])
+        assert seen == len(texts) and not torch.isnan(scores).any()
+        fast = pairwise_agreement(scores, torch.from_numpy(less_pos), torch.from_numpy(more_pos))
+        tok = load_tokenizer(tiny_backbone)
+        less_txt = [votes.texts[i] for i in data.val_less]
+        more_txt = [votes.texts[i] for i in data.val_more]
+        s_less, s_more = plain_scores(module, tok, less_txt, 64), plain_scores(module, tok, more_txt, 64)
+    plain = (s_more > s_less).double().mean().item()
+    assert fast == pytest.approx(plain, abs=2 / len(less_txt))  # at most a near-tie may flip
+
+
+def test_training_improves_agreement_and_reports_each_epoch(tiny_backbone, fold_data):
+    _, data = fold_data
+    results = []
+    cfg = TrainConfig(lr=1e-3, epochs=2, batch_size=32, val_every_n_steps=10, seed=1)
+    module, tracker = fit(ModelConfig(backbone=tiny_backbone), cfg, data, 64, lambda r, m: results.append(r))
+    epochs = [r.epoch for r in results]
+    assert epochs == sorted(epochs) and epochs[-1] == 2.0 and len(epochs) > 2  # intra-epoch + epoch ends
+    assert results[-1].final and not results[0].final
+    assert max(r.agreement for r in results) > 0.5
+
+
+def test_encoder_trains_with_its_dropout_on(tiny_backbone):
+    # from_pretrained hands back an encoder in eval mode; training it so would silently drop dropout.
+    module = PairwiseRanker(ModelConfig(backbone=tiny_backbone), TrainConfig(), total_steps=1)
+    assert module.training and all(m.training for m in module.encoder.modules())
+
+
+def test_nan_loss_stops_the_trial_with_a_clear_error(tiny_backbone, fold_data):
+    _, data = fold_data
+    cfg = TrainConfig(lr=1e30, epochs=1, gradient_clip_val=None, schedule="constant")
+    with pytest.raises(FloatingPointError, match="training loss became"):
+        fit(ModelConfig(backbone=tiny_backbone), cfg, data, 64)
+
+
+def test_schedules():
+    cos = lr_lambda("cosine", total_steps=100, warmup_steps=10, floor=0.01)
+    assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
+    assert cos(10) == pytest.approx(1.0) and cos(100) == pytest.approx(0.01)
+    lin = lr_lambda("linear", 100, 0, 0.0)
+    assert lin(50) == pytest.approx(0.5)
+    assert lr_lambda("constant", 100, 0, 0.0)(99) == 1.0
+
+
+def test_precision_auto_falls_back_to_fp32_on_cpu():
+    assert resolve_precision("auto", on_cuda=False) == "32-true"
+    assert resolve_precision("auto", on_cuda=True) == "16-mixed"
+    assert resolve_precision("32-true", on_cuda=False) == "32-true"
+    with pytest.raises(PrecisionError, match="16-mixed needs a CUDA GPU"):
+        resolve_precision("16-mixed", on_cuda=False)
