@@ -24,6 +24,9 @@ class DataConfig:
     """Seed of the fold assignment (and of max_votes' subsample)."""
     max_votes: int | None = None
     """Use a seeded random subset of this many votes (fast iteration); null = all."""
+    max_train_votes: int | None = None
+    """Train on a seeded random subset of this many of the fold's training votes (validation stays
+    whole); null = all."""
     max_length: int = 128
     """Tokens per text, special tokens included; longer texts are truncated."""
     lowercase: bool = False
@@ -37,6 +40,8 @@ class DataConfig:
             out.append(("fold", f"must be in 0..{self.folds - 1} for {self.folds} folds, got {self.fold}"))
         if self.max_length < 8:
             out.append(("max_length", f"must be at least 8, got {self.max_length}"))
-        if self.max_votes is not None and self.max_votes < 2:
-            out.append(("max_votes", f"must be at least 2 (or null), got {self.max_votes}"))
+        for key in ("max_votes", "max_train_votes"):
+            value = getattr(self, key)
+            if value is not None and value < 2:
+                out.append((key, f"must be at least 2 (or null), got {value}"))
         return out

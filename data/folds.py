@@ -16,6 +16,7 @@ Everything is deterministic given the seed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -127,6 +128,16 @@ def assign_folds(votes: PairVotes, k: int, seed: int, method: str = "auto", pass
             raise ValueError(f"only {comp.max() + 1} connected components for {k} folds")
         return _folds_by_component(comp, votes_per_comp, k, rng), "components"
     return _folds_by_text(n, votes.less, votes.more, k, rng, passes), "texts"
+
+
+def cap_train_votes(split: FoldSplit, max_train_votes: int | None, seed: int) -> FoldSplit:
+    """The split with a seeded random subset of its training votes (validation untouched)."""
+    if max_train_votes is None or max_train_votes >= len(split.train_votes):
+        return split
+    rng = np.random.default_rng([seed, split.fold])
+    keep = np.sort(rng.choice(split.train_votes, size=max_train_votes, replace=False))
+    log.info("training on %d of the fold's %d training votes (data.max_train_votes)", max_train_votes, len(split.train_votes))
+    return dataclasses.replace(split, train_votes=keep)
 
 
 def make_fold(votes: PairVotes, k: int, fold: int, seed: int, method: str = "auto") -> FoldSplit:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from data.tokens import TokenizedTexts
 
@@ -64,13 +64,49 @@ class _TextCollate:
         return {"input_ids": input_ids, "attention_mask": mask, "position": torch.from_numpy(positions)}
 
 
-def train_loader(data: FoldData, batch_size: int, max_length: int, seed: int) -> DataLoader:
-    """Shuffled vote batches, deterministic given the seed. No worker processes: collation is cheap
-    numpy slicing, and a worker would compete with the trial's own CPU threads."""
+class LengthGroupedBatches(Sampler):
+    """Shuffled batches of votes with similar lengths, so little of each batch is padding.
+
+    Each epoch: shuffle the votes, cut them into groups of `group` batches, sort each group by the
+    vote's longer text, cut it into batches, then shuffle the order of all batches. Every vote is
+    used exactly once per epoch; the order is deterministic given the seed and the epoch.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group: int = 32):
+        self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = rng.permutation(len(self.lengths))
+        span = self.batch_size * self.group
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = order[start : start + span]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        for b in rng.permutation(len(batches)):
+            yield batches[b]
+
+
+def train_loader(data: FoldData, batch_size: int, max_length: int, seed: int, length_grouping: bool = True) -> DataLoader:
+    """Vote batches, deterministic given the seed: length-grouped (default) or plainly shuffled.
+    No worker processes: collation is cheap numpy slicing, and a worker would compete with the
+    trial's own CPU threads."""
+    collate = _VoteCollate(data, max_length)
+    if length_grouping:
+        lengths = data.tokens.lengths_at(max_length)
+        vote_len = np.maximum(lengths[data.train_less], lengths[data.train_more])
+        sampler = LengthGroupedBatches(vote_len, batch_size, seed)
+        return DataLoader(range(len(data.train_less)), batch_sampler=sampler, collate_fn=collate, num_workers=0)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         range(len(data.train_less)), batch_size=batch_size, shuffle=True, generator=generator,
-        collate_fn=_VoteCollate(data, max_length), num_workers=0,
+        collate_fn=collate, num_workers=0,
     )
 
 

@@ -35,6 +35,8 @@ class TrainConfig:
     """AdamW weight decay (not applied to biases and LayerNorm weights)."""
     batch_size: int = 32
     """Votes per optimizer micro-batch."""
+    length_grouping: bool = True
+    """Batch votes of similar length together (far less padding); false = plain shuffling."""
     accumulate_grad_batches: int = 1
     """Micro-batches per optimizer step."""
     eval_batch_size: int = 128

@@ -99,7 +99,7 @@ def fit(
     pl.seed_everything(train_cfg.seed, workers=True, verbose=False)
     on_cuda = cuda_usable() if use_gpu is None else (use_gpu and cuda_usable())
     precision = resolve_precision(train_cfg.precision, on_cuda)
-    train_dl = train_loader(data, train_cfg.batch_size, max_length, train_cfg.seed)
+    train_dl = train_loader(data, train_cfg.batch_size, max_length, train_cfg.seed, train_cfg.length_grouping)
     texts, val_less, val_more = data.val_texts()
     val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length)
     per_epoch = steps_per_epoch(len(data.train_less), train_cfg)

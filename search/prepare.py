@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from data import DataError, FoldSplit, PairVotes, TokenizedTexts, make_fold, read_pairs, subsample_votes, tokenize_texts
+from data.folds import cap_train_votes
 from data.loaders import FoldData
 from model.backbone import load_tokenizer
 from search.config import PairtuneConfig
@@ -59,7 +60,7 @@ def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
         raise DataError(f"{too_few}: {e}") from None
     if len(split.val_votes) == 0 or len(split.train_votes) == 0:
         raise DataError(f"{too_few} ({split.describe()}); lower data.folds or add votes")
-    return votes, split
+    return votes, cap_train_votes(split, d.max_train_votes, d.split_seed)
 
 
 def prepare_data(cfg: PairtuneConfig) -> PreparedData:
