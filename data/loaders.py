@@ -37,21 +37,31 @@ class FoldData:
 
 
 class _VoteCollate:
-    def __init__(self, data: FoldData, max_length: int):
-        self.data, self.max_length = data, max_length
+    """Votes -> one batch of their unique texts. With `texts_per_forward`, the unique texts are
+    sorted by length and cut into chunks of that many, each padded only to its own longest text
+    (a batch's less- and more-toxic texts differ a lot in length, so one padded block wastes much)."""
 
-    def __call__(self, votes: list[int]) -> dict[str, torch.Tensor]:
+    def __init__(self, data: FoldData, max_length: int, texts_per_forward: int | None = None):
+        self.data, self.max_length, self.texts_per_forward = data, max_length, texts_per_forward
+
+    def __call__(self, votes: list[int]) -> dict:
         votes = np.asarray(votes)
         less, more = self.data.train_less[votes], self.data.train_more[votes]
         texts, inverse = np.unique(np.concatenate([less, more]), return_inverse=True)
-        input_ids, mask = self.data.tokens.batch(texts, self.max_length)
         n = len(votes)
-        return {
-            "input_ids": input_ids,  # (U, T) for the U unique texts of the batch
-            "attention_mask": mask,
-            "less": torch.from_numpy(inverse[:n]),  # (B,) row of each vote's lower text
-            "more": torch.from_numpy(inverse[n:]),
-        }
+        batch = {"less": None, "more": None}
+        if self.texts_per_forward and len(texts) > self.texts_per_forward:
+            order = np.argsort(-self.data.tokens.lengths_at(self.max_length)[texts], kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            texts, inverse = texts[order], rank[inverse]
+            step = self.texts_per_forward
+            batch["chunks"] = [self.data.tokens.batch(texts[i : i + step], self.max_length) for i in range(0, len(texts), step)]
+        else:
+            batch["input_ids"], batch["attention_mask"] = self.data.tokens.batch(texts, self.max_length)  # (U, T)
+        batch["less"] = torch.from_numpy(inverse[:n])  # (B,) row of each vote's lower text among the U
+        batch["more"] = torch.from_numpy(inverse[n:])
+        return batch
 
 
 class _TextCollate:
@@ -93,11 +103,14 @@ class LengthGroupedBatches(Sampler):
             yield batches[b]
 
 
-def train_loader(data: FoldData, batch_size: int, max_length: int, seed: int, length_grouping: bool = True) -> DataLoader:
+def train_loader(
+    data: FoldData, batch_size: int, max_length: int, seed: int, length_grouping: bool = True,
+    texts_per_forward: int | None = None,
+) -> DataLoader:
     """Vote batches, deterministic given the seed: length-grouped (default) or plainly shuffled.
     No worker processes: collation is cheap numpy slicing, and a worker would compete with the
     trial's own CPU threads."""
-    collate = _VoteCollate(data, max_length)
+    collate = _VoteCollate(data, max_length, texts_per_forward)
     if length_grouping:
         lengths = data.tokens.lengths_at(max_length)
         vote_len = np.maximum(lengths[data.train_less], lengths[data.train_more])

@@ -37,6 +37,9 @@ class TrainConfig:
     """Votes per optimizer micro-batch."""
     length_grouping: bool = True
     """Batch votes of similar length together (far less padding); false = plain shuffling."""
+    texts_per_forward: int | None = 16
+    """Score a batch's texts in length-sorted chunks of this many, each padded to its own longest
+    text (fastest on CPUs); null = one forward pass over the whole batch (GPUs may prefer that)."""
     accumulate_grad_batches: int = 1
     """Micro-batches per optimizer step."""
     eval_batch_size: int = 128
@@ -72,7 +75,7 @@ class TrainConfig:
             out.append(("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}"))
         if self.precision not in PRECISIONS:
             out.append(("precision", f"must be one of {list(PRECISIONS)}, got {self.precision!r}"))
-        for key in ("val_every_n_steps", "early_stopping_patience", "gradient_clip_val"):
+        for key in ("val_every_n_steps", "early_stopping_patience", "gradient_clip_val", "texts_per_forward"):
             value = getattr(self, key)
             if value is not None and value <= 0:
                 out.append((key, f"must be positive or null, got {value}"))

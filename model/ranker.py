@@ -70,6 +70,8 @@ class PairwiseRanker(pl.LightningModule):
             return self.head(self.dropout(pooled.float())).squeeze(-1)  # (B,)
 
     def _step_scores(self, batch: dict) -> torch.Tensor:
+        if "chunks" in batch:  # length-sorted chunks of the batch's texts, each padded on its own
+            return torch.cat([self(ids, mask) for ids, mask in batch["chunks"]])
         return self(batch["input_ids"], batch["attention_mask"])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -31,15 +32,21 @@ class ValidationResult:
     is_best: bool
     best_agreement: float
     final: bool  # no more training follows (last step, or early stopping fired)
+    startup_s: float  # from the start of the run (e.g. of the trial) to the first optimizer step
 
 
 class ValidationCallback(pl.Callback):
     """Hands every validation result to `on_result` (save a checkpoint, report to Tune, ...)."""
 
-    def __init__(self, steps_per_epoch: int, on_result: Callable[[ValidationResult, PairwiseRanker], None]):
-        self.steps_per_epoch, self.on_result = steps_per_epoch, on_result
+    def __init__(self, steps_per_epoch: int, on_result: Callable[[ValidationResult, PairwiseRanker], None], started_at: float):
+        self.steps_per_epoch, self.on_result, self.started_at = steps_per_epoch, on_result, started_at
         self.best = -math.inf
         self.history: list[ValidationResult] = []
+        self.startup_s = math.nan
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if math.isnan(self.startup_s) and trainer.global_step >= 1:
+            self.startup_s = time.perf_counter() - self.started_at
 
     def on_validation_end(self, trainer: pl.Trainer, module: PairwiseRanker) -> None:
         if trainer.sanity_checking:
@@ -56,6 +63,7 @@ class ValidationCallback(pl.Callback):
             is_best=is_best,
             best_agreement=self.best,
             final=trainer.should_stop or trainer.global_step >= trainer.estimated_stepping_batches,
+            startup_s=round(self.startup_s, 3),
         )
         self.history.append(result)
         self.on_result(result, module)
@@ -94,18 +102,25 @@ def fit(
     logger=False,
     progress: bool = False,
     use_gpu: bool | None = None,
+    started_at: float | None = None,
 ) -> tuple[PairwiseRanker, ValidationCallback]:
-    """Train on data's training votes, validating (and calling on_result) at least once per epoch."""
+    """Train on data's training votes, validating (and calling on_result) at least once per epoch.
+
+    started_at: time.perf_counter() when the run began (default: now), for the start-up time.
+    """
+    started_at = time.perf_counter() if started_at is None else started_at
     pl.seed_everything(train_cfg.seed, workers=True, verbose=False)
     on_cuda = cuda_usable() if use_gpu is None else (use_gpu and cuda_usable())
     precision = resolve_precision(train_cfg.precision, on_cuda)
-    train_dl = train_loader(data, train_cfg.batch_size, max_length, train_cfg.seed, train_cfg.length_grouping)
+    train_dl = train_loader(
+        data, train_cfg.batch_size, max_length, train_cfg.seed, train_cfg.length_grouping, train_cfg.texts_per_forward
+    )
     texts, val_less, val_more = data.val_texts()
     val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length)
     per_epoch = steps_per_epoch(len(data.train_less), train_cfg)
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
     module.set_validation_votes(len(texts), val_less, val_more)
-    tracker = ValidationCallback(per_epoch, on_result)
+    tracker = ValidationCallback(per_epoch, on_result, started_at)
     callbacks: list[pl.Callback] = []
     if train_cfg.early_stopping_patience:  # before the tracker, so it sees should_stop already set
         callbacks.append(pl.callbacks.EarlyStopping(AGREEMENT, mode=MODE, patience=train_cfg.early_stopping_patience))

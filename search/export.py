@@ -13,7 +13,7 @@ import pandas as pd
 from model.ranker import AGREEMENT, MODE
 from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml, with_params
 from search.trial import EPOCH
-from search.tuner import CONFIG_FILE
+from search.tuner import CONFIG_FILE, STOPS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _error_message(trial) -> str:
     return lines[-1] if lines else ""
 
 
-def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, budgeted: bool) -> dict:
+def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[str]) -> dict:
     row = {"trial_id": trial.trial_id, **{f"param:{k}": v for k, v in trial.config.items()}}
     has = AGREEMENT in frame.columns and len(frame)
     row["best_agreement"] = float(frame[AGREEMENT].max()) if has else math.nan
@@ -55,9 +55,18 @@ def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, budgeted: bool) -> d
         row["outcome"], row["error"] = "finished", ""
     elif final:
         row["outcome"], row["error"] = "early_stopping", ""
-    else:
-        row["outcome"], row["error"] = ("stopped_by_asha_or_budget" if budgeted else "stopped_by_asha"), ""
+    elif trial.trial_id in asha_stopped:
+        row["outcome"], row["error"] = "stopped_by_asha", ""
+    else:  # ended from outside: the search's time budget or target, or the driver stopping
+        row["outcome"], row["error"] = "stopped_by_search_end", ""
     return row
+
+
+def asha_stops(run: Path) -> set[str]:
+    path = run / STOPS_FILE
+    if not path.exists():
+        return set()
+    return {json.loads(line)["trial_id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
 
 
 def leaderboard(run: Path, base: PairtuneConfig):
@@ -66,10 +75,8 @@ def leaderboard(run: Path, base: PairtuneConfig):
 
     analysis = ExperimentAnalysis(str(run), default_metric=AGREEMENT, default_mode=MODE)
     frames = analysis.trial_dataframes
-    rows = [
-        _trial_row(t, frames.get(t.trial_id, pd.DataFrame()), base.train.epochs, base.search.time_budget_s is not None)
-        for t in analysis.trials
-    ]
+    stopped = asha_stops(run)
+    rows = [_trial_row(t, frames.get(t.trial_id, pd.DataFrame()), base.train.epochs, stopped) for t in analysis.trials]
     board = pd.DataFrame(rows)
     if len(board):
         board = board.sort_values("best_agreement", ascending=False, na_position="last").reset_index(drop=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 
 import ray
 from ray import tune
@@ -28,6 +29,7 @@ def trial_metrics(r: ValidationResult) -> dict:
         "step": r.step,
         "best_agreement": r.best_agreement,
         "final": r.final,
+        "startup_s": r.startup_s,
     }
 
 
@@ -39,6 +41,7 @@ def placement() -> dict:
 
 def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None:
     """Tune function trainable; `cfg` and `prepared` arrive through the object store."""
+    started_at = time.perf_counter()
     trial_cfg = with_params(cfg, params)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # Ray's trial table reports instead
     set_threads(cfg.search.cpus_per_trial)
@@ -61,5 +64,5 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
     logger = TensorBoardLogger(save_dir=trial_dir or os.getcwd(), name="lightning", version="")
     fit(
         trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
-        root_dir=trial_dir, logger=logger, use_gpu=cfg.search.gpus_per_trial > 0,
+        root_dir=trial_dir, logger=logger, use_gpu=cfg.search.gpus_per_trial > 0, started_at=started_at,
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from data import DataError
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "pairtune_config.yaml"  # the validated base config, written into the run directory
 DATA_FILE = "pairtune_data.json"  # what the data preparation found
+STOPS_FILE = "pairtune_stops.jsonl"  # one line per trial the scheduler stopped early
 
 
 def preflight(cfg: PairtuneConfig) -> None:
@@ -73,13 +76,34 @@ def make_searcher(cfg: PairtuneConfig):
     )
 
 
+def _recording_asha():
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class RecordingASHA(ASHAScheduler):
+        """ASHA that writes down each trial it stops early, so the leaderboard can say so exactly."""
+
+        def __init__(self, stops_file: str, **kwargs):
+            super().__init__(**kwargs)
+            self.stops_file = stops_file
+
+        def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+            action = super().on_trial_result(tune_controller, trial, result)
+            if action == TrialScheduler.STOP and not result.get("final"):
+                with open(self.stops_file, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"trial_id": trial.trial_id, EPOCH: result.get(EPOCH), "by": "asha"}) + "\n")
+            return action
+
+    return RecordingASHA
+
+
 def make_scheduler(cfg: PairtuneConfig):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     if cfg.search.scheduler == "fifo":
         return FIFOScheduler()
     max_t = float(max(possible_values(cfg, "train.epochs")))
-    return ASHAScheduler(
+    return _recording_asha()(
+        stops_file=str(run_dir(cfg) / STOPS_FILE),
         time_attr=EPOCH,
         max_t=max_t,
         grace_period=min(cfg.search.grace_period, max_t),
@@ -133,11 +157,22 @@ def write_run_files(cfg: PairtuneConfig, prepared: PreparedData) -> Path:
     return directory
 
 
+def fresh_run(cfg: PairtuneConfig) -> PairtuneConfig:
+    """cfg, renamed with a timestamp when storage_path/name already holds an experiment, so a rerun
+    never mixes its trials into an earlier run's directory."""
+    if not any(run_dir(cfg).glob("experiment_state-*.json")):
+        return cfg
+    name = f"{cfg.search.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    log.warning("%s already holds a search; this one goes to %s", run_dir(cfg), run_dir(cfg).parent / name)
+    return dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, name=name))
+
+
 def run_search(cfg: PairtuneConfig, address: str | None = None):
     """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
     import ray
 
     preflight(cfg)
+    cfg = fresh_run(cfg)
     prepared = prepare_data(cfg)  # raises DataError before Ray starts
     directory = write_run_files(cfg, prepared)
     log.info("run directory: %s", directory)

@@ -108,3 +108,23 @@ def test_precision_auto_falls_back_to_fp32_on_cpu():
     assert resolve_precision("32-true", on_cuda=False) == "32-true"
     with pytest.raises(PrecisionError, match="16-mixed needs a CUDA GPU"):
         resolve_precision("16-mixed", on_cuda=False)
+
+
+@pytest.mark.parametrize("texts_per_forward", [5, 16])
+def test_length_sorted_chunks_give_the_same_scores_and_loss(tiny_backbone, fold_data, texts_per_forward):
+    _, data = fold_data
+    module = PairwiseRanker(ModelConfig(backbone=tiny_backbone), TrainConfig(), total_steps=1).eval()
+    picked = list(range(40))
+    whole = _VoteCollate(data, 64)(picked)
+    chunked = _VoteCollate(data, 64, texts_per_forward)(picked)
+    assert "chunks" in chunked and len(chunked["chunks"]) > 1
+    padded = lambda b: sum(m.numel() for _, m in b["chunks"]) if "chunks" in b else b["attention_mask"].numel()  # noqa: E731
+    assert padded(chunked) < padded(whole)
+    with torch.no_grad():
+        a, b = module._step_scores(whole), module._step_scores(chunked)
+    assert torch.allclose(a[whole["more"]], b[chunked["more"]], atol=1e-5)
+    assert torch.allclose(a[whole["less"]], b[chunked["less"]], atol=1e-5)
+    for kind in ("margin", "logistic"):
+        la = pairwise_loss(kind, a[whole["more"]], a[whole["less"]])
+        lb = pairwise_loss(kind, b[chunked["more"]], b[chunked["less"]])
+        assert torch.allclose(la, lb, atol=1e-6)
