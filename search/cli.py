@@ -27,11 +27,23 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    help="override a config key, e.g. --set train.lr=3e-4 (repeatable)")
 
 
+def cmd_check(args) -> int:
+    from search.check import check, describe
+    from search.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    print(describe(cfg, check(cfg, getattr(args, "address", None))))
+    print("\nok: the config and data are valid; nothing was started")
+    return 0
+
+
 def cmd_search(args) -> int:
     from search.config import load_config
     from search.export import export_run
     from search.tuner import run_search
 
+    if args.dry_run:
+        return cmd_check(args)
     cfg = load_config(args.config, args.overrides)
     results, run = run_search(cfg, address=args.address)
     errors = [r for r in results if r.error]
@@ -85,7 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Validate the config and data, then search with Ray Tune; ends by exporting the best config.")
     _add_config_args(p)
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--dry-run", action="store_true", help="validate and summarise as `pairtune check` does, then stop")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("check", help="validate a config and its data exactly as a search would, without starting Ray",
+                       description="Dry run: validate config, backbones, resources and data; print a summary; start nothing.")
+    _add_config_args(p)
+    p.add_argument("--address", default=None, help="the cluster the search will run on (skips the local resource check)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("train", help="train one configuration (e.g. an exported best.yaml) and report agreement",
                        description="Train the config's fixed values on its fold (search.space is ignored) and save the best epoch.")

@@ -31,6 +31,10 @@ class SearchConfig:
     """Run name: results go to storage_path/name."""
     storage_path: str = "~/pairtune_results"
     """Where experiments are written (local directory, or s3:// / gs:// for clusters)."""
+    metric: str = "val/agreement"
+    """What the search maximises; pairwise agreement on the validation fold (the only one for now)."""
+    mode: str = "max"
+    """max: agreement is better when higher."""
     num_samples: int = 8
     """Trials to run."""
     max_concurrent_trials: int = 2
@@ -59,7 +63,13 @@ class SearchConfig:
     """First trials to run, as {section.key: value} (e.g. a known good config)."""
 
     def problems(self) -> list[tuple[str, str]]:
+        from model.ranker import AGREEMENT, MODE
+
         out = []
+        if self.metric != AGREEMENT:
+            out.append(("metric", f"only {AGREEMENT} can be searched (reported also: val/loss), got {self.metric!r}"))
+        elif self.mode != MODE:
+            out.append(("mode", f"{AGREEMENT} is better when higher, so mode must be {MODE!r}, got {self.mode!r}"))
         for key in ("num_samples", "max_concurrent_trials", "cpus_per_trial", "grace_period"):
             if getattr(self, key) <= 0:
                 out.append((key, f"must be positive, got {getattr(self, key)}"))

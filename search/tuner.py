@@ -24,9 +24,26 @@ DATA_FILE = "pairtune_data.json"  # what the data preparation found
 STOPS_FILE = "pairtune_stops.jsonl"  # one line per trial the scheduler stopped early
 
 
-def preflight(cfg: PairtuneConfig) -> None:
-    """Checks that need more than the YAML (backbones on disk, precision vs trial hardware)."""
-    problems = []
+def local_resource_problems(cfg: PairtuneConfig) -> list[str]:
+    """Trial resources the local Ray instance (this machine) can never give."""
+    import torch
+
+    s, out = cfg.search, []
+    cpus, gpus = os.cpu_count() or 1, torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if s.cpus_per_trial > cpus:
+        out.append(f"{cfg.source}: search.cpus_per_trial: {s.cpus_per_trial:g} CPUs per trial, but this machine has {cpus}")
+    if s.gpus_per_trial > gpus:
+        out.append(
+            f"{cfg.source}: search.gpus_per_trial: {s.gpus_per_trial:g} GPUs per trial, but this machine has {gpus}; "
+            "set it to 0 or run on a cluster (--address)"
+        )
+    return out
+
+
+def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
+    """Checks that need more than the YAML (backbones on disk, precision vs trial hardware, and with
+    local_cluster, whether this machine can run a trial at all)."""
+    problems = local_resource_problems(cfg) if local_cluster else []
     for backbone in possible_values(cfg, "model.backbone"):
         try:
             resolve_backbone(backbone)
@@ -171,7 +188,7 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
     """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
     import ray
 
-    preflight(cfg)
+    preflight(cfg, local_cluster=address is None)
     cfg = fresh_run(cfg)
     prepared = prepare_data(cfg)  # raises DataError before Ray starts
     directory = write_run_files(cfg, prepared)

@@ -1,0 +1,41 @@
+"""`pairtune check` (and `pairtune search --dry-run`): everything a search validates, without Ray."""
+
+from __future__ import annotations
+
+from search.config import PairtuneConfig
+from search.prepare import PreparedData, prepare_data
+from search.space import fixed_values, searched_dimensions
+from search.tuner import preflight, run_dir
+
+
+def check(cfg: PairtuneConfig, address: str | None = None) -> PreparedData:
+    """Validate config, backbones, resources and data exactly as `search` would; raises on problems."""
+    preflight(cfg, local_cluster=address is None)
+    return prepare_data(cfg)
+
+
+def describe(cfg: PairtuneConfig, prepared: PreparedData) -> str:
+    d, s = prepared.summary(), cfg.search
+    lines = [
+        f"config:       {cfg.source}",
+        f"data:         {d['source']}",
+        f"votes:        {d['votes']} over {d['unique_texts']} unique texts ({d['identical_rows_dropped']} rows with identical texts dropped)",
+        f"fold:         {d['fold']} of {d['folds']} ({d['split_method']} split): {d['train_votes']} train votes, "
+        f"{d['val_votes']} validation votes, {d['votes_dropped_crossing_folds']} votes dropped crossing folds",
+        f"tokenised:    {len(prepared.tokens)} variant(s) (backbone x lowercase), max_length {max(t.max_length for t in prepared.tokens.values())}",
+        f"trials:       {s.num_samples}, {s.max_concurrent_trials} at a time, {s.cpus_per_trial:g} CPU + {s.gpus_per_trial:g} GPU each",
+        f"searcher:     {s.searcher} (seed {s.seed}), scheduler {s.scheduler}"
+        + (f" (grace {s.grace_period:g} epochs, reduction factor {s.reduction_factor:g})" if s.scheduler == "asha" else ""),
+        f"results:      {run_dir(cfg)}",
+        "search space:",
+    ]
+    for dim in searched_dimensions(cfg):
+        span = list(dim.choices) if dim.kind == "choice" else [dim.low, dim.high]
+        lines.append(f"  {dim.key}: {dim.kind} {span}")
+    for key, value in fixed_values(cfg).items():
+        lines.append(f"  {key}: fixed {value!r}")
+    if not searched_dimensions(cfg):
+        lines.append("  (nothing searched: every trial runs the same config)")
+    for i, point in enumerate(s.points_to_evaluate):
+        lines.append(f"first trial {i + 1}: {point}")
+    return "\n".join(lines)

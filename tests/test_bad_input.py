@@ -1,0 +1,114 @@
+"""Bad input, as a new user would hand it over: each case must fail `pairtune check` (the same
+validation `pairtune search` runs before Ray starts) with exit 2, no traceback, and one line naming
+the file and the key, row or column. A few inputs are accepted on purpose; those are checked too."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from search.cli import main
+
+GOOD = "less_toxic,more_toxic\n" + "".join(f"text {i} is mild,text {i} is harsh {i % 7}\n" for i in range(60))
+# A denser graph so every fold gets votes: each text meets several others.
+GOOD += "".join(f"text {i} is mild,text {(i * 7) % 60} is mild\n" for i in range(60) if (i * 7) % 60 != i)
+
+
+def case(name, expected, *, csv=GOOD, config=None, raw=None, csv_bytes=None, set_=()):
+    return pytest.param(dict(csv=csv, config=config or {}, raw=raw, csv_bytes=csv_bytes, set_=list(set_)),
+                        expected, id=name)
+
+
+CASES = [
+    case("missing-csv", "{dir}/missing.csv: file not found", config={"data": {"pairs": "{dir}/missing.csv"}}),
+    case("empty-csv", "votes.csv: file is empty", csv=""),
+    case("header-only", "votes.csv: header only, no votes", csv="less_toxic,more_toxic\n"),
+    case("missing-column", "votes.csv: missing column 'more_toxic'", csv="less_toxic,other\na,b\n"),
+    case("misspelt-column", "missing column 'more_toxic' (data.more_column); columns are ['less_toxic', 'more_toxc']; did you mean 'more_toxc'?",
+         csv="less_toxic,more_toxc\na,b\n"),
+    case("wrong-delimiter", "is the delimiter not a comma?", csv="less_toxic;more_toxic\na;b\n"),
+    case("empty-text", "votes.csv: row 3: empty text in column 'less_toxic'", csv="less_toxic,more_toxic\na,b\n,c\n"),
+    case("whitespace-text", "row 2: empty text in column 'more_toxic'", csv="less_toxic,more_toxic\na,   \n"),
+    case("all-identical", "every row has the same text on both sides", csv="less_toxic,more_toxic\na,a\nb,b\n"),
+    case("single-pair", "cannot make 5 leak-free folds from 1 votes over 2 texts", csv="less_toxic,more_toxic\na,b\n"),
+    case("too-few-for-folds", "cannot make 5 leak-free folds from 4 votes over 8 texts",
+         csv="less_toxic,more_toxic\na,b\nc,d\ne,f\ng,h\n"),
+    case("invalid-utf8", "votes.csv: not valid UTF-8", csv_bytes=b"less_toxic,more_toxic\nabc,\xff\xfe\xfa\n"),
+    case("broken-quoting", "votes.csv: not a readable CSV", csv_bytes=b'less_toxic,more_toxic\n"a,b\nc,d,e,f\n'),
+    case("unknown-key", "c.yaml: train.learning_rate: unknown key", config={"train": {"learning_rate": 1e-4}}),
+    case("unknown-section", "c.yaml: trian: unknown section; did you mean 'train'?", config={"trian": {}}),
+    case("wrong-type", "c.yaml: train.batch_size: must be an integer, got 'thirty-two'", config={"train": {"batch_size": "thirty-two"}}),
+    case("bool-as-number", "c.yaml: data.lowercase: must be true or false, got 1", config={"data": {"lowercase": 1}}),
+    case("range-low-above-high", "c.yaml: search.space.train.lr: low 0.001 is greater than high 1e-05",
+         config={"search": {"space": {"train.lr": {"uniform": [1e-3, 1e-5]}}}}),
+    case("log-range-with-zero", "c.yaml: search.space.train.lr: a log range must be above 0",
+         config={"search": {"space": {"train.lr": {"loguniform": [0.0, 1e-3]}}}}),
+    case("choice-without-options", "c.yaml: search.space.train.batch_size: choice needs a non-empty list",
+         config={"search": {"space": {"train.batch_size": {"choice": []}}}}),
+    case("negative-lr", "c.yaml: train.lr: must be positive, got -0.0001", config={"train": {"lr": -1e-4}}),
+    case("fp16-on-cpu-cluster", "c.yaml: train.precision: 16-mixed needs GPU trials but search.gpus_per_trial is 0",
+         config={"train": {"precision": "16-mixed"}}),
+    case("backbone-path-missing", "c.yaml: model.backbone: backbone path ./models/nope does not exist",
+         config={"model": {"backbone": "./models/nope"}}),
+    case("metric-mismatch", "c.yaml: search.metric: only val/agreement can be searched", config={"search": {"metric": "val/accuracy"}}),
+    case("mode-mismatch", "c.yaml: search.mode: val/agreement is better when higher, so mode must be 'max'", config={"search": {"mode": "min"}}),
+    case("gpus-this-machine-lacks", "c.yaml: search.gpus_per_trial: 1 GPUs per trial, but this machine has 0",
+         config={"search": {"gpus_per_trial": 1}}),
+    case("three-gpus-per-trial", "c.yaml: search.gpus_per_trial: more than one GPU per trial is not supported yet",
+         config={"search": {"gpus_per_trial": 3}}),
+    case("more-cpus-than-machine", "c.yaml: search.cpus_per_trial: 512 CPUs per trial, but this machine has",
+         config={"search": {"cpus_per_trial": 512}}),
+    case("fold-out-of-range", "c.yaml: data.fold: must be in 0..4 for 5 folds, got 7", config={"data": {"fold": 7}}),
+    case("point-outside-space", "c.yaml: search.points_to_evaluate[0].train.margin: not a key of search.space",
+         config={"search": {"space": {"train.lr": {"loguniform": [1e-5, 1e-3]}}, "points_to_evaluate": [{"train.margin": 0.5}]}}),
+    case("yaml-syntax", "c.yaml: not valid YAML (line", raw="train: {lr: [1e-4\n"),
+    case("config-not-a-mapping", "c.yaml: the config must be a mapping with sections", raw="- train\n- search\n"),
+    case("bad-set", "--set train.lr: expected section.key=value", set_=["train.lr"]),
+    case("pairs-is-a-directory", "is a directory, expected a CSV file", config={"data": {"pairs": "{dir}"}}),
+]
+
+
+def run_check(tmp_path, capsys, spec):
+    csv = tmp_path / "votes.csv"
+    if spec["csv_bytes"] is not None:
+        csv.write_bytes(spec["csv_bytes"])
+    else:
+        csv.write_text(spec["csv"], encoding="utf-8")
+    config = yaml.safe_load(yaml.safe_dump(spec["config"]).replace("{dir}", str(tmp_path)))
+    config.setdefault("data", {}).setdefault("pairs", str(csv))
+    path = tmp_path / "c.yaml"
+    path.write_text(spec["raw"] if spec["raw"] is not None else yaml.safe_dump(config))
+    args = ["check", str(path)] + [a for s in spec["set_"] for a in ("--set", s)]
+    code = main(args)
+    return code, capsys.readouterr()
+
+
+def test_there_are_at_least_25_cases():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("spec, expected", CASES)
+def test_bad_input_gets_one_clear_line(tmp_path, capsys, spec, expected):
+    code, out = run_check(tmp_path, capsys, spec)
+    expected = expected.replace("{dir}", str(tmp_path))
+    errors = [ln for ln in out.err.splitlines() if ln.startswith("pairtune: error: ")]
+    assert code == 2, out.out + out.err
+    assert "Traceback" not in out.err
+    assert len(errors) == 1, errors
+    assert expected in errors[0], errors[0]
+
+
+@pytest.mark.parametrize(
+    "csv, expected",
+    [
+        (GOOD, "ok: the config and data are valid"),
+        ("\ufeff" + GOOD, "ok: the config and data are valid"),  # a byte-order mark is fine
+        (GOOD + "same text,same text\n", "(1 rows with identical texts dropped)"),  # dropped and counted
+        (GOOD + "short," + "very long text " * 20000 + "\n", "ok: the config and data are valid"),  # truncated later
+    ],
+    ids=["good", "byte-order-mark", "identical-texts-dropped", "very-long-text"],
+)
+def test_inputs_that_are_accepted(tmp_path, capsys, csv, expected):
+    code, out = run_check(tmp_path, capsys, dict(csv=csv, config={"data": {"max_length": 32}}, raw=None, csv_bytes=None, set_=[]))
+    assert code == 0, out.err
+    assert expected in out.out
