@@ -24,6 +24,20 @@ DATA_FILE = "pairtune_data.json"  # what the data preparation found
 STOPS_FILE = "pairtune_stops.jsonl"  # one line per trial the scheduler stopped early
 
 
+def backbone_positions(path: str) -> int | None:
+    """Longest input the backbone takes, from its config; None when unknown (e.g. a hub id offline)."""
+    from transformers import AutoConfig
+
+    try:  # local files only: a preflight check must not wait on a model hub
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # RoBERTa-style models offset positions by the padding index
+    return positions
+
+
 def local_resource_problems(cfg: PairtuneConfig) -> list[str]:
     """Trial resources the local Ray instance (this machine) can never give."""
     import torch
@@ -44,11 +58,17 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
     """Checks that need more than the YAML (backbones on disk, precision vs trial hardware, and with
     local_cluster, whether this machine can run a trial at all)."""
     problems = local_resource_problems(cfg) if local_cluster else []
+    longest = max(possible_values(cfg, "data.max_length"))
     for backbone in possible_values(cfg, "model.backbone"):
         try:
-            resolve_backbone(backbone)
+            positions = backbone_positions(resolve_backbone(backbone))
         except BackboneError as e:
             problems.append(f"{cfg.source}: model.backbone: {e}")
+            continue
+        if positions is not None and longest > positions:
+            problems.append(
+                f"{cfg.source}: data.max_length: {longest} tokens, but backbone {backbone} has {positions} positions"
+            )
     for precision in possible_values(cfg, "train.precision"):
         if precision == "16-mixed" and cfg.search.gpus_per_trial == 0:
             problems.append(
@@ -197,7 +217,10 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
     # Best-only checkpoints (num_to_keep=1) make Ray snapshot often; that is intended, not a problem.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=True, log_to_driver=True)
+        # The dashboard can run code on the cluster: it listens on loopback only (reach a remote one
+        # through `ray dashboard cluster.yaml`); a local Ray also turns token authentication on.
+        kwargs = {} if address else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}
+        ray.init(address=address, log_to_driver=True, **kwargs)
     return make_tuner(cfg, prepared).fit(), directory
 
 

@@ -64,6 +64,8 @@ CASES = [
     case("yaml-syntax", "c.yaml: not valid YAML (line", raw="train: {lr: [1e-4\n"),
     case("config-not-a-mapping", "c.yaml: the config must be a mapping with sections", raw="- train\n- search\n"),
     case("bad-set", "--set train.lr: expected section.key=value", set_=["train.lr"]),
+    case("max-length-beyond-backbone", "c.yaml: data.max_length: 1024 tokens, but backbone minilm has 512 positions",
+         config={"data": {"max_length": 1024}}),
     case("pairs-is-a-directory", "is a directory, expected a CSV file", config={"data": {"pairs": "{dir}"}}),
 ]
 

@@ -55,6 +55,7 @@ def test_search_runs_and_ends_with_an_export(search_run):
     log = out.stdout + out.stderr
     assert "Trial name" in log and "TERMINATED" in log  # Ray Tune's live trial table
     assert "Started a local Ray instance" in log
+    assert "127.0.0.1" in log.split("View the dashboard at")[1][:40]  # dashboard on loopback only
     run = tmp / "runs" / "it"
     for name in ("export/best.yaml", "export/leaderboard.csv", "export/summary.json", "pairtune_config.yaml", "pairtune_data.json"):
         assert (run / name).exists(), name
