@@ -44,6 +44,12 @@ class ValidationCallback(pl.Callback):
         self.history: list[ValidationResult] = []
         self.startup_s = math.nan
 
+    def state_dict(self) -> dict:  # saved in Lightning checkpoints, so a resumed run knows its best
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = state["best"]
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if math.isnan(self.startup_s) and trainer.global_step >= 1:
             self.startup_s = time.perf_counter() - self.started_at
@@ -103,10 +109,12 @@ def fit(
     progress: bool = False,
     use_gpu: bool | None = None,
     started_at: float | None = None,
+    resume_from: str | None = None,
 ) -> tuple[PairwiseRanker, ValidationCallback]:
     """Train on data's training votes, validating (and calling on_result) at least once per epoch.
 
     started_at: time.perf_counter() when the run began (default: now), for the start-up time.
+    resume_from: a Lightning checkpoint (see save_resume_state) to continue from.
     """
     started_at = time.perf_counter() if started_at is None else started_at
     pl.seed_everything(train_cfg.seed, workers=True, verbose=False)
@@ -152,5 +160,10 @@ def fit(
         # Single-process loaders are deliberate (see data.loaders.train_loader).
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
-        trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
+        trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl, ckpt_path=resume_from)
     return module, tracker
+
+
+def save_resume_state(module: PairwiseRanker, path: str) -> None:
+    """Everything needed to continue training: weights, optimizer, schedule, loop and callback state."""
+    module.trainer.save_checkpoint(path)

@@ -39,13 +39,23 @@ def cmd_check(args) -> int:
 
 def cmd_search(args) -> int:
     from search.config import load_config
-    from search.export import export_run
     from search.tuner import run_search
 
     if args.dry_run:
         return cmd_check(args)
     cfg = load_config(args.config, args.overrides)
-    results, run = run_search(cfg, address=args.address)
+    return _finish(*run_search(cfg, address=args.address))
+
+
+def cmd_resume(args) -> int:
+    from search.tuner import resume_search
+
+    return _finish(*resume_search(args.run, address=args.address))
+
+
+def _finish(results, run) -> int:
+    from search.export import export_run
+
     errors = [r for r in results if r.error]
     print(f"\nsearch finished: {len(results)} trials, {len(errors)} errored; results in {run}")
     for r in errors:
@@ -99,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--dry-run", action="store_true", help="validate and summarise as `pairtune check` does, then stop")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("resume", help="continue an interrupted search (finished trials are kept, running ones continue)",
+                       description="Continue a search whose driver died: finished trials are not rerun, unfinished and "
+                                   "errored ones continue from their latest checkpoint, the searcher keeps its history.")
+    p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("check", help="validate a config and its data exactly as a search would, without starting Ray",
                        description="Dry run: validate config, backbones, resources and data; print a summary; start nothing.")

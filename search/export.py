@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from model.ranker import AGREEMENT, MODE
-from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml, with_params
-from search.trial import EPOCH
-from search.tuner import CONFIG_FILE, STOPS_FILE
+from search.config import ConfigError, PairtuneConfig, with_params
+from search.trial import CHECKPOINT_SCORE, EPOCH
+from search.tuner import STOPS_FILE, load_run_config
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,6 @@ def leaderboard(run: Path, base: PairtuneConfig):
     return board, analysis
 
 
-def load_run_config(run: Path) -> PairtuneConfig:
-    path = run / CONFIG_FILE
-    if not path.exists():
-        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
-    return parse_config(read_yaml(path), str(path))
-
-
 def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     """Write best.yaml (the CLI's schema, all values fixed), leaderboard.csv and summary.json."""
     run = Path(run).expanduser().resolve()
@@ -101,7 +94,7 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     best = scored.iloc[0]
     trial = next(t for t in analysis.trials if t.trial_id == best["trial_id"])
     best_cfg = with_params(base, dict(trial.config))
-    checkpoint = analysis.get_best_checkpoint(trial, AGREEMENT, MODE)
+    checkpoint = analysis.get_best_checkpoint(trial, CHECKPOINT_SCORE, "max")
     checkpoint_path = checkpoint.path if checkpoint is not None else None
     out = Path(out_dir) if out_dir else run / "export"
     out.mkdir(parents=True, exist_ok=True)

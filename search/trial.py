@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -12,12 +13,14 @@ from ray import tune
 
 from model.checkpoint import save_checkpoint
 from model.ranker import AGREEMENT, VAL_LOSS
-from model.train import ValidationResult, fit, set_threads
+from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config import PairtuneConfig, with_params
 from search.prepare import PreparedData
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_SCORE = "checkpoint_score"
+RESUME_FILE = "resume.ckpt"  # Lightning checkpoint inside a trial checkpoint, for retries and resume
 EPOCH = "epoch"  # ASHA's time attribute: fractional epochs, consistent at any reporting frequency
 
 
@@ -30,6 +33,9 @@ def trial_metrics(r: ValidationResult) -> dict:
         "best_agreement": r.best_agreement,
         "final": r.final,
         "startup_s": r.startup_s,
+        # Ray keeps the checkpoint with the highest score (and the latest): only a new best epoch
+        # scores, so the kept best always holds the model, never a resume-only checkpoint.
+        CHECKPOINT_SCORE: r.agreement if r.is_best else -1.0,
     }
 
 
@@ -51,18 +57,31 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
     config_dict = trial_cfg.to_dict()
 
     def on_result(r: ValidationResult, module) -> None:
+        """Every validation leaves a checkpoint to resume from; a new best one also holds the model.
+        Ray keeps the best and the latest; PruneCheckpoints drops the rest when the trial ends."""
         metrics = {**trial_metrics(r), **where}
-        if not r.is_best:
-            tune.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as d:  # only a new best epoch is checkpointed
-            save_checkpoint(d, module, config_dict, metrics)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        with tempfile.TemporaryDirectory() as d:
+            if r.is_best:
+                save_checkpoint(d, module, config_dict, metrics)
+            if not r.final:  # nothing follows the last validation, so nothing to resume
+                save_resume_state(module, os.path.join(d, RESUME_FILE))
+            if os.listdir(d):
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            else:
+                tune.report(metrics)
 
     from pytorch_lightning.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(save_dir=trial_dir or os.getcwd(), name="lightning", version="")
-    fit(
-        trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
-        root_dir=trial_dir, logger=logger, use_gpu=cfg.search.gpus_per_trial > 0, started_at=started_at,
-    )
+    checkpoint = tune.get_checkpoint()  # set when Ray retries or resumes this trial
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as restored:
+        resume = os.path.join(restored, RESUME_FILE) if restored else None
+        if resume and not os.path.exists(resume):
+            resume = None
+        if resume:
+            log.info("trial resumes from %s", checkpoint.path)
+        fit(
+            trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
+            root_dir=trial_dir, logger=logger, use_gpu=cfg.search.gpus_per_trial > 0, started_at=started_at,
+            resume_from=resume,
+        )

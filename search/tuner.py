@@ -6,16 +6,17 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
 from model.ranker import AGREEMENT, MODE, VAL_LOSS
-from search.config import ConfigError, PairtuneConfig
+from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
 from search.prepare import PreparedData, prepare_data
 from search.space import possible_values, searched_dimensions
-from search.trial import EPOCH, run_trial
+from search.trial import CHECKPOINT_SCORE, EPOCH, RESUME_FILE, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,34 @@ def _recording_asha():
     return RecordingASHA
 
 
+def prune_trial_checkpoints(trial_dir: Path) -> None:
+    """Keep only the trial's best checkpoint, without its resume state (the trial is over)."""
+    from model.checkpoint import METRICS, WEIGHTS
+
+    dirs = sorted(trial_dir.glob("checkpoint_*"))
+    with_model = [d for d in dirs if (d / WEIGHTS).exists()]
+    best = max(with_model, key=lambda d: json.loads((d / METRICS).read_text())[AGREEMENT], default=None)
+    for d in dirs:
+        if d != best:
+            shutil.rmtree(d, ignore_errors=True)
+    if best is not None:
+        (best / RESUME_FILE).unlink(missing_ok=True)
+
+
+def prune_callback():
+    from ray import tune
+
+    class PruneCheckpoints(tune.Callback):
+        """When a trial ends (finished or stopped), drop everything but its best checkpoint. Errored
+        trials keep their latest one, so `pairtune resume` can continue them."""
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            if trial.path and Path(trial.path).is_dir():  # the trial's directory in storage_path
+                prune_trial_checkpoints(Path(trial.path))
+
+    return PruneCheckpoints()
+
+
 def make_scheduler(cfg: PairtuneConfig):
     from ray.tune.schedulers import FIFOScheduler
 
@@ -148,12 +177,18 @@ def make_scheduler(cfg: PairtuneConfig):
     )
 
 
+def make_trainable(cfg: PairtuneConfig, prepared: PreparedData):
+    from ray import tune
+
+    trainable = tune.with_parameters(run_trial, cfg=cfg, prepared=prepared)
+    return tune.with_resources(trainable, {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
+
+
 def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
     from ray import tune
 
     dims = searched_dimensions(cfg)
-    trainable = tune.with_parameters(run_trial, cfg=cfg, prepared=prepared)
-    trainable = tune.with_resources(trainable, {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
+    trainable = make_trainable(cfg, prepared)
     reporter = tune.CLIReporter(
         metric_columns={AGREEMENT: "agreement", VAL_LOSS: "val loss", EPOCH: "epoch"},
         parameter_columns={d.key: d.key.split(".", 1)[-1] for d in dims},
@@ -177,8 +212,9 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
             name=cfg.search.name,
             storage_path=str(run_dir(cfg).parent),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute=AGREEMENT, checkpoint_score_order=MODE
+                num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order="max"
             ),
+            callbacks=[prune_callback()],
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             progress_reporter=reporter,
             verbose=1,
@@ -204,15 +240,16 @@ def fresh_run(cfg: PairtuneConfig) -> PairtuneConfig:
     return dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, name=name))
 
 
-def run_search(cfg: PairtuneConfig, address: str | None = None):
-    """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
+def load_run_config(run: Path) -> PairtuneConfig:
+    path = Path(run) / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    return parse_config(read_yaml(path), str(path))
+
+
+def start_ray(address: str | None) -> None:
     import ray
 
-    preflight(cfg, local_cluster=address is None)
-    cfg = fresh_run(cfg)
-    prepared = prepare_data(cfg)  # raises DataError before Ray starts
-    directory = write_run_files(cfg, prepared)
-    log.info("run directory: %s", directory)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic live trial table
     # Best-only checkpoints (num_to_keep=1) make Ray snapshot often; that is intended, not a problem.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -221,7 +258,33 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
         # through `ray dashboard cluster.yaml`); a local Ray also turns token authentication on.
         kwargs = {} if address else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}
         ray.init(address=address, log_to_driver=True, **kwargs)
+
+
+def resume_search(run: str | Path, address: str | None = None):
+    """Continue an interrupted search: finished trials stay as they are, unfinished and errored ones
+    continue from their latest checkpoint, the searcher keeps its history."""
+    from ray import tune
+
+    run = Path(run).expanduser().resolve()
+    cfg = load_run_config(run)
+    if not tune.Tuner.can_restore(str(run)):
+        raise ConfigError([f"{run}: no Ray Tune experiment state to resume"])
+    preflight(cfg, local_cluster=address is None)
+    prepared = prepare_data(cfg)
+    start_ray(address)
+    tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
+    return tuner.fit(), run
+
+
+def run_search(cfg: PairtuneConfig, address: str | None = None):
+    """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
+    preflight(cfg, local_cluster=address is None)
+    cfg = fresh_run(cfg)
+    prepared = prepare_data(cfg)  # raises DataError before Ray starts
+    directory = write_run_files(cfg, prepared)
+    log.info("run directory: %s", directory)
+    start_ray(address)
     return make_tuner(cfg, prepared).fit(), directory
 
 
-__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "run_search", "run_dir"]
+__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_search", "run_dir"]

@@ -1,0 +1,76 @@
+"""Driver killed mid-search (SIGKILL, with its local Ray) -> `pairtune resume RUN` finishes the same
+experiment: finished trials are not rerun, the interrupted one continues from its checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+NUM_SAMPLES = 4
+
+
+def results(trial_dir):
+    path = trial_dir / "result.json"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for_kill_point(run, proc, timeout=300):
+    """Until one trial has finished and another has a resumable checkpoint."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the search ended before it could be interrupted"
+        trials = [p for p in run.glob("*") if (p / "params.json").exists()] if run.exists() else []
+        finished = [t for t in trials if any(r.get("final") for r in results(t))]
+        running = [t for t in trials if t not in finished and list(t.glob("checkpoint_*/resume.ckpt"))]
+        if finished and running:
+            return finished, running
+        time.sleep(0.3)
+    raise AssertionError("no kill point reached")
+
+
+def test_sigkill_then_resume(tmp_path, tiny_backbone, ruddit_pairs):
+    config = {
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 2000, "max_length": 64},
+        "model": {"backbone": tiny_backbone},
+        "train": {"epochs": 3, "batch_size": 32, "val_every_n_steps": 5},
+        "search": {"name": "r", "storage_path": str(tmp_path / "runs"), "num_samples": NUM_SAMPLES,
+                   "max_concurrent_trials": 1, "scheduler": "fifo",
+                   "space": {"train.lr": {"loguniform": [1e-4, 1e-2]}}},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "runs" / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "search.cli", "search", str(path)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        finished, running = wait_for_kill_point(run, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait()
+    before = {t.name: results(t) for t in finished + running}
+    time.sleep(2)
+
+    out = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(run)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    assert len(board) == NUM_SAMPLES and set(board.outcome) == {"finished"}
+    for t in finished:  # not rerun: its results are exactly what they were
+        assert results(t) == before[t.name]
+    for t in running:  # continued from its last checkpoint, not from step 0
+        after = results(t)[len(before[t.name]):]
+        assert after, "the interrupted trial did not continue"
+        assert after[0]["step"] > 0 and after[-1]["final"] and after[-1]["epoch"] == 3
+    for t in run.glob("*/params.json"):  # finished trials keep one checkpoint, without resume state
+        checkpoints = list(t.parent.glob("checkpoint_*"))
+        assert len(checkpoints) == 1 and not (checkpoints[0] / "resume.ckpt").exists()
