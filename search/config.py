@@ -55,6 +55,8 @@ class SearchConfig:
     """Epochs every trial runs before ASHA may stop it."""
     reduction_factor: float = 2.0
     """ASHA keeps the top 1/reduction_factor of trials at each rung."""
+    max_failures: int = 2
+    """Retries of a trial that fails (a lost node, a crash), each from its latest checkpoint."""
     time_budget_s: float | None = None
     """Stop the whole search after this many seconds; null = no limit."""
     space: dict = field(default_factory=dict)
@@ -81,6 +83,8 @@ class SearchConfig:
             out.append(("reduction_factor", f"must be greater than 1, got {self.reduction_factor}"))
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             out.append(("time_budget_s", f"must be positive or null, got {self.time_budget_s}"))
+        if self.max_failures < 0:
+            out.append(("max_failures", f"must not be negative, got {self.max_failures}"))
         if self.n_startup_trials < 0:
             out.append(("n_startup_trials", f"must not be negative, got {self.n_startup_trials}"))
         return out

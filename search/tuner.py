@@ -215,7 +215,7 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
                 num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order="max"
             ),
             callbacks=[prune_callback()],
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures, fail_fast=False),
             progress_reporter=reporter,
             verbose=1,
         ),
