@@ -247,7 +247,9 @@ def load_run_config(run: Path) -> PairtuneConfig:
     return parse_config(read_yaml(path), str(path))
 
 
-def start_ray(address: str | None) -> None:
+def start_ray(address: str | None):
+    """Connect to `address`, or start a local Ray instance; returns ray.init's context (None when
+    Ray was already initialised)."""
     import ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic live trial table
@@ -257,7 +259,8 @@ def start_ray(address: str | None) -> None:
         # The dashboard can run code on the cluster: it listens on loopback only (reach a remote one
         # through `ray dashboard cluster.yaml`); a local Ray also turns token authentication on.
         kwargs = {} if address else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}
-        ray.init(address=address, log_to_driver=True, **kwargs)
+        return ray.init(address=address, log_to_driver=True, **kwargs)
+    return None
 
 
 def resume_search(run: str | Path, address: str | None = None):

@@ -38,3 +38,40 @@ def test_checkpoints_round_trip_and_refuse_pickled_code(tmp_path, tiny_backbone)
     torch.save({"weights": Boom()}, tmp_path / "evil" / WEIGHTS, pickle_protocol=pickle.HIGHEST_PROTOCOL)
     with pytest.raises(pickle.UnpicklingError):
         load_checkpoint(tmp_path / "evil")
+
+
+def test_local_ray_dashboard_is_loopback_only_and_needs_the_token():
+    import socket
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    import ray
+
+    from search.tuner import start_ray
+
+    context = start_ray(None)  # what `pairtune search` starts on a single machine
+    try:
+        host, port = context.dashboard_url.replace("http://", "").split(":")
+        assert host == "127.0.0.1"
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/", timeout=10)
+        assert denied.value.code == 401  # token authentication is on
+        token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/jobs/", headers={"Authorization": f"Bearer {token}"})
+        assert urllib.request.urlopen(request, timeout=10).status == 200
+        # Not reachable on the machine's network address (the one Ray's nodes use).
+        other = ray.util.get_node_ip_address()
+        assert not other.startswith("127."), other
+        with pytest.raises(OSError):
+            socket.create_connection((other, int(port)), timeout=3).close()
+    finally:
+        ray.shutdown()
+
+
+def test_secrets_have_no_place_in_configs(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("search:\n  wandb_api_key: abc123\n")
+    with pytest.raises(ConfigError, match="search.wandb_api_key: unknown key") as err:
+        load_config(path)
+    assert "abc123" not in str(err.value)
