@@ -48,6 +48,8 @@ class Dimension:
 
 
 def parse_dimension(key: str, spec: Any) -> tuple[Dimension | None, str | None]:
+    if isinstance(spec, list):
+        return None, f"a bare list is ambiguous: write {{choice: {spec}}} or {{loguniform: [low, high]}}"
     if not isinstance(spec, dict):
         return Dimension(key, "fixed", choices=(spec,)), None
     if len(spec) != 1 or next(iter(spec)) not in KINDS:

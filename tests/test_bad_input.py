@@ -61,6 +61,8 @@ CASES = [
     case("fold-out-of-range", "c.yaml: data.fold: must be in 0..4 for 5 folds, got 7", config={"data": {"fold": 7}}),
     case("point-outside-space", "c.yaml: search.points_to_evaluate[0].train.margin: not a key of search.space",
          config={"search": {"space": {"train.lr": {"loguniform": [1e-5, 1e-3]}}, "points_to_evaluate": [{"train.margin": 0.5}]}}),
+    case("range-as-bare-list", "c.yaml: search.space.train.lr: a bare list is ambiguous",
+         config={"search": {"space": {"train.lr": [1e-5, 1e-3]}}}),
     case("yaml-syntax", "c.yaml: not valid YAML (line", raw="train: {lr: [1e-4\n"),
     case("config-not-a-mapping", "c.yaml: the config must be a mapping with sections", raw="- train\n- search\n"),
     case("bad-set", "--set train.lr: expected section.key=value", set_=["train.lr"]),
