@@ -42,7 +42,6 @@ from data import make_fold, read_pairs, tokenize_texts  # noqa: E402
 from data.loaders import FoldData, text_loader, train_loader  # noqa: E402
 from model.backbone import load_tokenizer, resolve_backbone  # noqa: E402
 from model.config import ModelConfig, TrainConfig  # noqa: E402
-from model.losses import pairwise_agreement  # noqa: E402
 from model.ranker import PairwiseRanker  # noqa: E402
 
 RUDDIT = ROOT.parent / "shared" / "data" / "ruddit_pairs.csv"

@@ -5,7 +5,6 @@ import json
 import threading
 import time
 
-import pandas as pd
 import pytest
 
 from search.config import parse_config

@@ -1,6 +1,5 @@
 """The trainable on a tiny BERT: fast paths agree with the notebook's plain path, training learns."""
 
-import numpy as np
 import pytest
 import torch
 

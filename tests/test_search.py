@@ -4,7 +4,6 @@ then export -> train round trip and a reload of the best checkpoint."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
