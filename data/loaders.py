@@ -49,7 +49,7 @@ class _VoteCollate:
         less, more = self.data.train_less[votes], self.data.train_more[votes]
         texts, inverse = np.unique(np.concatenate([less, more]), return_inverse=True)
         n = len(votes)
-        batch = {"less": None, "more": None}
+        batch = {}
         if self.texts_per_forward and len(texts) > self.texts_per_forward:
             order = np.argsort(-self.data.tokens.lengths_at(self.max_length)[texts], kind="stable")
             rank = np.empty_like(order)

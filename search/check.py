@@ -29,12 +29,13 @@ def describe(cfg: PairtuneConfig, prepared: PreparedData) -> str:
         f"results:      {run_dir(cfg)}",
         "search space:",
     ]
-    for dim in searched_dimensions(cfg):
+    dims = searched_dimensions(cfg)
+    for dim in dims:
         span = list(dim.choices) if dim.kind == "choice" else [dim.low, dim.high]
         lines.append(f"  {dim.key}: {dim.kind} {span}")
     for key, value in fixed_values(cfg).items():
         lines.append(f"  {key}: fixed {value!r}")
-    if not searched_dimensions(cfg):
+    if not dims:
         lines.append("  (nothing searched: every trial runs the same config)")
     for i, point in enumerate(s.points_to_evaluate):
         lines.append(f"first trial {i + 1}: {point}")

@@ -32,7 +32,7 @@ def cmd_check(args) -> int:
     from search.config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    print(describe(cfg, check(cfg, getattr(args, "address", None))))
+    print(describe(cfg, check(cfg, args.address)))
     print("\nok: the config and data are valid; nothing was started")
     return 0
 

@@ -76,8 +76,7 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
     checkpoint = tune.get_checkpoint()  # set when Ray retries or resumes this trial
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as restored:
         resume = os.path.join(restored, RESUME_FILE) if restored else None
-        if resume and not os.path.exists(resume):
-            resume = None
+        resume = resume if resume and os.path.exists(resume) else None  # a best-only checkpoint has none
         if resume:
             log.info("trial resumes from %s", checkpoint.path)
         fit(

@@ -253,7 +253,7 @@ def start_ray(address: str | None):
     import ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic live trial table
-    # Best-only checkpoints (num_to_keep=1) make Ray snapshot often; that is intended, not a problem.
+    # A checkpoint at every validation makes Ray snapshot its state often; that is intended.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         # The dashboard can run code on the cluster: it listens on loopback only (reach a remote one
