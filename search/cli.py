@@ -69,6 +69,18 @@ def _finish(results, run) -> int:
     return 0
 
 
+def _ended_line(summary: dict) -> str:
+    reason = summary.get("ended_by")
+    detail = {
+        "time_budget": f"time budget of {summary.get('time_budget_s')} s reached",
+        "target": f"target {summary.get('target')} reached by trial {summary.get('trial_id')} ({summary.get('value', 0):.4f})",
+        "epoch_budget": f"epoch budget of {summary.get('epoch_budget')} epochs reached",
+        "num_samples": "all num_samples trials ran",
+        "interrupted": "interrupted before any budget was reached (pairtune resume continues it)",
+    }
+    return f"search ended: {detail.get(reason, reason)}"
+
+
 def cmd_train(args) -> int:
     from search.config import load_config
     from search.train_cmd import train_config
@@ -84,7 +96,8 @@ def _print_export(e) -> None:
     cols = [c for c in e.leaderboard.columns if c not in ("error",)]
     print("\nleaderboard (best first):")
     print(e.leaderboard[cols].head(20).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print(f"\nbest agreement {e.best_agreement:.4f}")
+    print(f"\n{_ended_line(e.summary)}")
+    print(f"best agreement {e.best_agreement:.4f}")
     print(f"best config:     {e.best_yaml}")
     print(f"best checkpoint: {e.best_checkpoint}")
     print(f"leaderboard:     {e.out_dir / 'leaderboard.csv'}")

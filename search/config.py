@@ -58,7 +58,14 @@ class SearchConfig:
     max_failures: int = 2
     """Retries of a trial that fails (a lost node, a crash), each from its latest checkpoint."""
     time_budget_s: float | None = None
-    """Stop the whole search after this many seconds; null = no limit."""
+    """End the whole search after this many seconds; null = no limit."""
+    target: float | None = None
+    """End the whole search as soon as a trial's validation metric reaches this; null = never."""
+    epoch_budget: float | None = None
+    """End the whole search once all trials together have trained this many epochs; null = no limit."""
+    stopped_trials: Literal["pruned", "rung", "stock"] = "pruned"
+    """What Optuna is told of a trial ASHA stopped: pruned (with its value at each rung reached), rung
+    (every trial's value at the first rung), or stock (Ray's: complete with its early value)."""
     space: dict = field(default_factory=dict)
     """Searched keys: `section.key: {loguniform|uniform|int|choice: ...}` or a fixed value."""
     points_to_evaluate: list = field(default_factory=list)
@@ -81,8 +88,11 @@ class SearchConfig:
             out.append(("gpus_per_trial", f"more than one GPU per trial is not supported yet, got {self.gpus_per_trial}"))
         if self.reduction_factor <= 1:
             out.append(("reduction_factor", f"must be greater than 1, got {self.reduction_factor}"))
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            out.append(("time_budget_s", f"must be positive or null, got {self.time_budget_s}"))
+        for key in ("time_budget_s", "epoch_budget"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                out.append((key, f"must be positive or null, got {getattr(self, key)}"))
+        if self.target is not None and not 0 < self.target <= 1:
+            out.append(("target", f"is a {AGREEMENT} value, between 0 and 1 (or null), got {self.target}"))
         if self.max_failures < 0:
             out.append(("max_failures", f"must not be negative, got {self.max_failures}"))
         if self.n_startup_trials < 0:

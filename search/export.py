@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from model.ranker import AGREEMENT, MODE
+from search.budget import ended_by
 from search.config import ConfigError, PairtuneConfig, with_params
 from search.trial import CHECKPOINT_SCORE, EPOCH
 from search.tuner import STOPS_FILE, load_run_config
@@ -29,6 +30,7 @@ class Export:
     leaderboard: pd.DataFrame
     best_checkpoint: str | None
     best_agreement: float
+    summary: dict = field(default_factory=dict)
 
 
 def _error_message(trial) -> str:
@@ -60,6 +62,16 @@ def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[st
     else:  # ended from outside: the search's time budget or target, or the driver stopping
         row["outcome"], row["error"] = "stopped_by_search_end", ""
     return row
+
+
+def search_end(run: Path, base: PairtuneConfig, board: pd.DataFrame) -> dict:
+    """Which budget ended the search (search/budget.py), num_samples when every trial ran, or
+    interrupted when neither (e.g. the driver was stopped; `pairtune resume` continues it)."""
+    end = ended_by(run)
+    if end["ended_by"] is None:
+        running = board["outcome"].isin(["running", "pending", "paused"]).sum() if len(board) else 0
+        end["ended_by"] = "num_samples" if len(board) >= base.search.num_samples and not running else "interrupted"
+    return end
 
 
 def asha_stops(run: Path) -> set[str]:
@@ -110,8 +122,9 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
         "best_trial": best["trial_id"],
         "best_agreement": float(best["best_agreement"]),
         "best_checkpoint": checkpoint_path,
-        "trials": int(len(board)),
+        "trials": len(board),
         "outcomes": board["outcome"].value_counts().to_dict(),
+        **search_end(run, base, board),
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return Export(out, out / BEST_YAML, board, checkpoint_path, float(best["best_agreement"]))
+    return Export(out, out / BEST_YAML, board, checkpoint_path, float(best["best_agreement"]), summary)

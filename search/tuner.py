@@ -13,8 +13,10 @@ from pathlib import Path
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
 from model.ranker import AGREEMENT, MODE, VAL_LOSS
+from search.budget import END_FILE, SearchBudget
 from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
 from search.prepare import PreparedData, prepare_data
+from search.searcher import RungAwareOptunaSearch, rung_milestones
 from search.space import possible_values, searched_dimensions
 from search.trial import CHECKPOINT_SCORE, EPOCH, RESUME_FILE, run_trial
 
@@ -93,9 +95,18 @@ def trial_name(trial) -> str:
     return "_".join(parts)[:120]
 
 
+def asha_milestones(cfg: PairtuneConfig) -> list[float]:
+    """The epochs at which ASHA compares trials (none with the FIFO scheduler)."""
+    if cfg.search.scheduler != "asha":
+        return []
+    max_t = float(max(possible_values(cfg, "train.epochs")))
+    return rung_milestones(min(cfg.search.grace_period, max_t), cfg.search.reduction_factor, max_t)
+
+
 def make_searcher(cfg: PairtuneConfig):
+    """Optuna's TPE (multivariate, seeded) or random sampler, told the truth about stopped trials
+    (search.stopped_trials, see search/searcher.py)."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
     dims = searched_dimensions(cfg)
     if not dims:
@@ -105,12 +116,23 @@ def make_searcher(cfg: PairtuneConfig):
         sampler = optuna.samplers.RandomSampler(seed=s.seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=s.seed, multivariate=True, n_startup_trials=s.n_startup_trials)
-    return OptunaSearch(
+    return RungAwareOptunaSearch(
         space={d.key: d.to_optuna() for d in dims},
         metric=AGREEMENT,
         mode=MODE,
         points_to_evaluate=[dict(p) for p in s.points_to_evaluate] or None,
         sampler=sampler,
+        feedback=s.stopped_trials,
+        time_attr=EPOCH,
+        milestones=asha_milestones(cfg),
+    )
+
+
+def make_stopper(cfg: PairtuneConfig) -> SearchBudget:
+    s = cfg.search
+    return SearchBudget(
+        AGREEMENT, EPOCH, str(run_dir(cfg) / END_FILE),
+        time_budget_s=s.time_budget_s, target=s.target, epoch_budget=s.epoch_budget, mode=MODE,
     )
 
 
@@ -204,7 +226,6 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
             scheduler=make_scheduler(cfg),
             num_samples=cfg.search.num_samples,
             max_concurrent_trials=cfg.search.max_concurrent_trials,
-            time_budget_s=cfg.search.time_budget_s,
             trial_name_creator=trial_name,
             trial_dirname_creator=lambda t: t.trial_id,
         ),
@@ -215,6 +236,7 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
                 num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order="max"
             ),
             callbacks=[prune_callback()],
+            stop=make_stopper(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures, fail_fast=False),
             progress_reporter=reporter,
             verbose=1,
@@ -275,6 +297,7 @@ def resume_search(run: str | Path, address: str | None = None):
     preflight(cfg, local_cluster=address is None)
     prepared = prepare_data(cfg)
     start_ray(address)
+    (run / END_FILE).unlink(missing_ok=True)  # this session records its own reason
     tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
     return tuner.fit(), run
 
@@ -290,4 +313,4 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
     return make_tuner(cfg, prepared).fit(), directory
 
 
-__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_search", "run_dir"]
+__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_dir", "run_search"]

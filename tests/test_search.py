@@ -72,6 +72,8 @@ def test_leaderboard_has_every_trial_and_asha_stopped_some(search_run):
     assert (board[board.outcome == "finished"].epochs_run == 3).all()
     assert (board.best_agreement >= board.last_agreement - 1e-12).all()
     assert board.best_agreement.iloc[0] == board.best_agreement.max()
+    summary = json.loads((tmp / "runs" / "it" / "export" / "summary.json").read_text())
+    assert summary["ended_by"] == "num_samples"  # no budget set: every trial ran
     # The notebook-style first point ran as given.
     assert np.isclose(board["param:train.lr"], 1e-3).any()
 

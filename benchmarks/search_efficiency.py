@@ -1,0 +1,298 @@
+"""Search efficiency: how good a config each search strategy finds for a given compute budget.
+
+    python benchmarks/search_efficiency.py [--seeds 20] [--budget-trials 16] [--strategies a,b,c,d,e]
+
+Runs pairtune's real search machinery (Ray Tune's Tuner, pairtune's searcher and ASHA scheduler,
+the SearchBudget stopper, tune.report) on a cheap stand-in trainable: an analytic learning curve
+that behaves like fine-tuning a ranker (see `curve`). Every strategy gets the same total compute,
+the sum of epochs trained over all trials (budget = --budget-trials full trials of EPOCHS epochs),
+and the same objective (noise seeded per seed); only the search differs.
+
+Strategies:
+  a  random search, every trial to the end (FIFO)      num_samples = budget-trials
+  b  random search + ASHA (pairtune's ASHA settings)
+  c  pairtune's TPE without early stopping (FIFO)      num_samples = budget-trials
+  d  Ray's stock OptunaSearch (default TPESampler, stopped trials told as COMPLETE) + ASHA
+  e  pairtune's default: TPE (multivariate) + ASHA, stopped trials told as PRUNED per rung
+  f  as e, but every trial told COMPLETE with its first-rung value (stopped_trials: rung)
+  g  as e, but stopped trials told as Ray does (stopped_trials: stock): isolates the bias fix
+
+Scoring: at any moment the search's answer is the trial with the best validation value reported so
+far (what `pairtune export` picks). Its *true* value is the noise-free curve's best over EPOCHS
+epochs for that config: what a user gets by training it fully with checkpoint-on-best. Reported:
+the median [25th-75th percentile] true value of the answer at 25%, 50% and 100% of the budget, and
+the compute (share of the budget) each strategy needs before its answer is at least as good as
+strategy a's answer at 100%, per seed (median; "never" counts as infinite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EPOCHS = 8
+REPORT_AT = (1.0, 2.0, 4.0, 8.0)  # a validation at each of ASHA's rungs (grace 1, reduction factor 2)
+METRIC, TIME_ATTR = "val/agreement", "epoch"  # pairtune's (checked in main) without importing torch
+NOISE_SD = 0.006  # validation-set noise of one agreement measurement
+SPACE = {
+    "train.lr": {"loguniform": [1e-6, 1e-3]},
+    "train.margin": {"uniform": [0.05, 1.0]},
+    "train.batch_size": {"choice": [8, 16, 32, 64]},
+    "model.dropout": {"uniform": [0.0, 0.5]},
+    "train.warmup_ratio": {"uniform": [0.0, 0.3]},
+}
+
+
+def curve_params(c: dict) -> dict:
+    """Ceiling, speed and divergence of a config. The best lr grows with the batch size; a higher lr
+    learns faster, and past the optimum to a lower ceiling, so neighbouring curves cross (a slightly
+    too-high lr leads after one epoch, the optimum wins by the end); far too low an lr learns slowly;
+    lr far above the optimum diverges unless warmup tempers it; low dropout overfits late."""
+    d = math.log10(c["train.lr"]) - (-4.5 + 0.25 * math.log2(c["train.batch_size"] / 32))
+    ceiling = (
+        0.80
+        - (0.06 if d > 0 else 0.03) * d * d
+        - 0.08 * (c["train.margin"] - 0.35) ** 2
+        - 0.15 * (c["model.dropout"] - 0.12) ** 2
+        - 0.25 * (c["train.warmup_ratio"] - 0.06) ** 2
+        - 0.1 * max(d, 0.0) * abs(c["model.dropout"] - 0.12)  # dropout matters more at high lr
+    )
+    return {
+        "ceiling": max(0.55, ceiling),
+        "rate": 2.0 * 10 ** (0.4 * d) * (1 - 0.5 * c["train.warmup_ratio"]),
+        "overfit": 0.006 * max(0.0, 0.15 - c["model.dropout"]) / 0.15,
+        "diverges_at": 1.0 if d > 1.0 + 4 * c["train.warmup_ratio"] else math.inf,
+    }
+
+
+def curve(c: dict, t: float, p: dict | None = None) -> float:
+    """Noise-free validation agreement of config c after t epochs (0.5 = chance)."""
+    p = p or curve_params(c)
+    return 0.5 + (p["ceiling"] - 0.5) * (1 - math.exp(-p["rate"] * t)) - p["overfit"] * max(0.0, t - 2.0)
+
+
+def true_value(c: dict) -> float:
+    """Best noise-free agreement over a full run: what training the config with checkpoint-on-best gives."""
+    p = curve_params(c)
+    if math.isfinite(p["diverges_at"]):
+        return 0.5
+    return max(curve(c, t, p) for t in REPORT_AT)
+
+
+def analytic_trial(config: dict, noise_seed: int = 0) -> None:
+    """The stand-in trainable: reports like pairtune's trial (metric, fractional epoch, final)."""
+    from ray import tune  # nothing heavier: a trial process never imports torch here
+
+    p = curve_params(config)
+    key = json.dumps([noise_seed, sorted((k, round(float(v), 12)) for k, v in config.items())])
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    for t in REPORT_AT:
+        if t >= p["diverges_at"]:
+            raise FloatingPointError(f"non-finite loss at epoch {t:g} (analytic divergence)")
+        value = curve(config, t, p) + rng.normal(0.0, NOISE_SD)
+        tune.report({METRIC: float(value), TIME_ATTR: t, "final": t == REPORT_AT[-1]})
+
+
+def base_config(storage: str, name: str, seed: int, budget_epochs: float, **search):
+    from search.config import parse_config
+
+    raw = {
+        "data": {"pairs": "demo"},
+        "model": {"backbone": "minilm"},
+        "train": {"epochs": EPOCHS},
+        "search": {
+            "name": name, "storage_path": storage, "seed": seed, "num_samples": 1000,
+            "max_concurrent_trials": 4, "epoch_budget": budget_epochs, "space": SPACE, **search,
+        },
+    }
+    return parse_config(raw, "<benchmark>")
+
+
+STRATEGIES = {
+    "a": ("random, full trials", {"searcher": "random", "scheduler": "fifo"}),
+    "b": ("random + ASHA", {"searcher": "random", "scheduler": "asha"}),
+    "c": ("TPE, full trials", {"searcher": "optuna", "scheduler": "fifo"}),
+    "d": ("Ray stock OptunaSearch + ASHA", {"searcher": "optuna", "scheduler": "asha"}),
+    "e": ("pairtune default (TPE + ASHA, pruned)", {}),
+    "f": ("TPE + ASHA, first-rung values", {"stopped_trials": "rung"}),
+    "g": ("TPE + ASHA, stock feedback", {"stopped_trials": "stock"}),
+}
+
+
+def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
+    import optuna
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from model.ranker import AGREEMENT, MODE
+    from search.space import searched_dimensions
+    from search.trial import EPOCH
+    from search.tuner import make_scheduler, make_searcher, make_stopper, run_dir
+
+    budget = float(budget_trials * EPOCHS)
+    cfg = base_config(storage, f"{key}-{seed}", seed, budget, **STRATEGIES[key][1])
+    run_dir(cfg).mkdir(parents=True, exist_ok=True)
+    if key == "d":
+        dims = searched_dimensions(cfg)
+        searcher = OptunaSearch(space={d.key: d.to_optuna() for d in dims}, metric=AGREEMENT, mode=MODE,
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    else:
+        searcher = make_searcher(cfg)
+    events: list[tuple[str, float, float]] = []
+    configs: dict[str, dict] = {}
+
+    class Record(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            configs[trial.trial_id] = dict(trial.config)
+            events.append((trial.trial_id, float(result[EPOCH]), float(result[AGREEMENT])))
+
+    num_samples = budget_trials if cfg.search.scheduler == "fifo" else 1000
+    started = time.perf_counter()
+    tuner = tune.Tuner(
+        tune.with_parameters(analytic_trial, noise_seed=seed),
+        tune_config=tune.TuneConfig(
+            metric=AGREEMENT, mode=MODE, search_alg=searcher, scheduler=make_scheduler(cfg),
+            num_samples=num_samples, max_concurrent_trials=cfg.search.max_concurrent_trials,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.search.name, storage_path=str(run_dir(cfg).parent), stop=make_stopper(cfg), verbose=0, callbacks=[Record()],
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=0),
+        ),
+    )
+    grid = tuner.fit()
+    wall = time.perf_counter() - started
+
+    # Replay the results in the order the driver saw them: compute used, and the search's answer.
+    epochs, best_obs, answer = {}, {}, None
+    trace = []  # (compute, true value of the answer)
+    for tid, epoch, value in events:
+        epochs[tid] = max(epochs.get(tid, 0.0), epoch)
+        if value > best_obs.get(tid, -1.0):
+            best_obs[tid] = value
+        if answer is None or best_obs[tid] > best_obs[answer]:
+            answer = tid
+        trace.append((sum(epochs.values()), true_value(configs[answer])))
+    return {"trace": trace, "trials": len(grid), "results": len(events), "wall_s": wall,
+            "errors": sum(1 for r in grid if r.error), "compute": trace[-1][0] if trace else 0.0,
+            "budget": budget}
+
+
+def value_at(trace, compute: float) -> float:
+    best = float("nan")
+    for c, v in trace:
+        if c > compute * (1 + 1e-9):
+            break
+        best = v
+    return best
+
+
+def compute_to_reach(trace, target: float) -> float:
+    for c, v in trace:
+        if v >= target - 1e-12:
+            return c
+    return math.inf
+
+
+def quantiles(xs):
+    xs = sorted(x for x in xs if not math.isnan(x))
+    if not xs:
+        return float("nan"), float("nan"), float("nan")
+    q = np.quantile(xs, [0.25, 0.5, 0.75])
+    return float(q[1]), float(q[0]), float(q[2])
+
+
+def run_all(keys, seeds, args, runs) -> None:
+    import ray
+
+    from model.ranker import AGREEMENT
+    from search.trial import EPOCH
+
+    assert (METRIC, TIME_ATTR) == (AGREEMENT, EPOCH)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    with tempfile.TemporaryDirectory() as storage:
+        for seed in seeds:
+            for k in keys:
+                r = {"strategy": k, "seed": seed, **run_strategy(k, seed, args.budget_trials, storage)}
+                runs[k].append(r)
+                print(f"seed {seed} {k}: {r['trials']} trials ({r['errors']} diverged), {r['results']} results "
+                      f"in {r['wall_s']:.1f}s, answer's true value {r['trace'][-1][1]:.4f}", flush=True)
+                if args.jsonl:
+                    with open(args.jsonl, "a") as f:
+                        f.write(json.dumps(r) + "\n")
+    ray.shutdown()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--budget-trials", type=int, default=16, help="budget = this many full trials' epochs")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--jsonl", default=None, help="append every run here as it ends (traces included)")
+    ap.add_argument("--from-jsonl", default=None, help="only print the table for the runs in this file")
+    args = ap.parse_args()
+
+    keys = args.strategies.split(",")
+    runs: dict[str, list[dict]] = {k: [] for k in keys}
+    if args.from_jsonl:
+        for line in Path(args.from_jsonl).read_text().splitlines():
+            r = json.loads(line)
+            if r["strategy"] in runs and r["budget"] == args.budget_trials * EPOCHS:
+                runs[r["strategy"]].append(r)
+        seeds = sorted({r["seed"] for v in runs.values() for r in v})
+        keys = [k for k in keys if runs[k]]
+    else:
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        run_all(keys, seeds, args, runs)
+    for k in keys:
+        runs[k].sort(key=lambda r: r["seed"])
+
+    budget = args.budget_trials * EPOCHS
+    target = {r["seed"]: value_at(r["trace"], budget) for r in runs["a"]} if "a" in runs else None
+    print(f"\n# search efficiency, {len(seeds)} seeds, budget {budget} epochs ({args.budget_trials} full trials "
+          f"of {EPOCHS}); {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores")
+    print("| strategy | true value at 25% | at 50% | at 100% | compute to reach a's 100% (median) | "
+          "reached | trials (median) | results/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k in keys:
+        cells = []
+        for frac in (0.25, 0.5, 1.0):
+            m, lo, hi = quantiles([value_at(r["trace"], frac * budget) for r in runs[k]])
+            cells.append(f"{m:.4f} [{lo:.4f}-{hi:.4f}]")
+        if target:
+            need = [compute_to_reach(r["trace"], target[r["seed"]]) / budget for r in runs[k] if r["seed"] in target]
+            reached = sum(math.isfinite(x) for x in need)
+            med = statistics.median(need) if need else math.inf
+            need_cell = f"{med:.0%}" if math.isfinite(med) else "never (median)"
+        else:
+            need_cell, reached = "-", 0
+        rate = sum(r["results"] for r in runs[k]) / sum(r["wall_s"] for r in runs[k])
+        trials = statistics.median(r["trials"] for r in runs[k])
+        print(f"| {k}: {STRATEGIES[k][0]} | {' | '.join(cells)} | {need_cell} | {reached}/{len(seeds)} | "
+              f"{trials:g} | {rate:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

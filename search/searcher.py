@@ -1,0 +1,93 @@
+"""What Optuna's TPE learns from a trial that ASHA stopped early.
+
+Ray's stock `OptunaSearch` tells Optuna every ended trial as COMPLETE with its last value, so a trial
+ASHA stopped after one epoch counts as a finished trial that scored its one-epoch agreement. TPE then
+compares numbers that are not comparable: one-epoch values against full-training values.
+
+`RungAwareOptunaSearch` tells the truth instead (``search.stopped_trials``):
+
+- ``pruned`` (default): a trial stopped before its last validation is PRUNED. Its intermediate values
+  are reported per ASHA rung (step k = the k-th rung it reached, value = its agreement when it got
+  there, the number ASHA compared), so TPE ranks stopped trials below finished ones and among
+  themselves by how far ASHA let them go, then by their value at that rung.
+- ``rung``: every trial is told COMPLETE with its agreement at the first rung (grace period), the one
+  point all trials reach: comparable, but it rewards fast starters.
+- ``stock``: Ray's behaviour, for comparison.
+
+`benchmarks/search_efficiency.py` measures the three; see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ray.tune.search.optuna import OptunaSearch
+
+FEEDBACK = ("pruned", "rung", "stock")
+
+
+def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) -> list[float]:
+    """ASHA's rungs: grace * rf^k up to max_t."""
+    out, t = [], grace_period
+    while t <= max_t * (1 + 1e-9):
+        out.append(t)
+        t *= reduction_factor
+    return out
+
+
+class RungAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that reports stopped trials to Optuna as what they are (see module docstring).
+
+    `time_attr` is the result key ASHA counts in (fractional epochs); `milestones` its rungs. A result
+    is recorded at the first report past each rung (and step 0 for reports before the first one);
+    Optuna keeps the first value reported at a step, which is the value ASHA judged.
+    """
+
+    def __init__(self, *args, feedback: str = "pruned", time_attr: str = "epoch", milestones=(), **kwargs):
+        if feedback not in FEEDBACK:
+            raise ValueError(f"feedback must be one of {FEEDBACK}, got {feedback!r}")
+        super().__init__(*args, **kwargs)
+        self._feedback = feedback
+        self._time_attr = time_attr
+        self._milestones = sorted(milestones)
+        self._first_rung_value: dict[str, float] = {}
+        self._reported: dict[str, set[int]] = {}
+
+    def _rung(self, result: dict) -> int:
+        t = float(result.get(self._time_attr, 0.0))
+        return sum(t >= m * (1 - 1e-9) for m in self._milestones)
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        if self._feedback == "stock":
+            return super().on_trial_result(trial_id, result)
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        value = result.get(self.metric)
+        if value is None or not math.isfinite(value):
+            return
+        rung = self._rung(result)
+        reported = self._reported.setdefault(trial_id, set())
+        if rung not in reported:
+            self._ot_trials[trial_id].report(float(value), rung)
+            reported.add(rung)
+        if rung >= 1:
+            self._first_rung_value.setdefault(trial_id, float(value))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if self._feedback == "stock" or trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        from optuna.trial import TrialState
+
+        ot_trial = self._ot_trials[trial_id]
+        if error or not result:
+            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL if error else TrialState.PRUNED)
+            self._completed_trials.add(trial_id)
+            return
+        value = result.get(self.metric)
+        if self._feedback == "rung":
+            value = self._first_rung_value.get(trial_id)
+            state = TrialState.COMPLETE if value is not None else TrialState.PRUNED
+        else:
+            state = TrialState.COMPLETE if result.get("final") and value is not None else TrialState.PRUNED
+        self._ot_study.tell(ot_trial, value if state == TrialState.COMPLETE else None, state=state)
+        self._completed_trials.add(trial_id)

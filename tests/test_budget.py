@@ -1,0 +1,145 @@
+"""What Optuna is told about stopped trials (search/searcher.py), the budgets that end a search
+(search/budget.py), and a real search ended by its target."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from model.ranker import AGREEMENT
+from search.budget import END_FILE, SearchBudget, ended_by
+from search.config import parse_config
+from search.searcher import rung_milestones
+from search.tuner import asha_milestones, make_searcher
+
+
+def config(**search):
+    raw = {
+        "data": {"pairs": "demo"},
+        "train": {"epochs": 4},
+        "search": {"space": {"train.lr": {"loguniform": [1e-5, 1e-3]}}, "grace_period": 1, "reduction_factor": 2,
+                   **search},
+    }
+    return parse_config(raw, "t.yaml")
+
+
+def run(searcher, trial_id, results, error=False):
+    assert searcher.suggest(trial_id) is not None
+    for i, (epoch, value, final) in enumerate(results):  # as Tune reports them
+        searcher.on_trial_result(trial_id, {AGREEMENT: value, "epoch": epoch, "final": final, "training_iteration": i + 1})
+    last = results[-1]
+    searcher.on_trial_complete(trial_id, None if error else {AGREEMENT: last[1], "epoch": last[0], "final": last[2]},
+                               error=error)
+
+
+def trials(searcher):
+    return {t.number: t for t in searcher._ot_study.get_trials(deepcopy=False)}
+
+
+def test_rung_milestones():
+    assert rung_milestones(1, 2, 4) == [1, 2, 4]
+    assert rung_milestones(0.5, 3, 4) == [0.5, 1.5]
+    assert asha_milestones(config()) == [1, 2, 4]
+    assert asha_milestones(config(scheduler="fifo")) == []
+
+
+def test_pruned_feedback_tells_optuna_the_truth():
+    s = make_searcher(config())  # the default: stopped_trials = pruned
+    # Finished: COMPLETE with its last value.
+    run(s, "a", [(0.5, 0.55, False), (1.02, 0.60, False), (2.01, 0.66, False), (4.0, 0.70, True)])
+    # Stopped by ASHA after its second rung: PRUNED, with the value it had when it reached each rung.
+    run(s, "b", [(0.5, 0.58, False), (1.03, 0.64, False), (1.5, 0.65, False), (2.05, 0.67, False)])
+    # Crashed: FAIL.
+    run(s, "c", [(0.5, 0.5, False)], error=True)
+    t = trials(s)
+    assert t[0].state == TrialState.COMPLETE and t[0].value == pytest.approx(0.70)
+    assert t[1].state == TrialState.PRUNED and t[1].value == pytest.approx(0.67)  # Optuna: its last rung value
+    # step = rungs reached; the first report past a rung is the value ASHA compared there
+    assert t[1].intermediate_values == {0: pytest.approx(0.58), 1: pytest.approx(0.64), 2: pytest.approx(0.67)}
+    assert t[2].state == TrialState.FAIL
+
+
+def test_rung_feedback_compares_every_trial_at_the_first_rung():
+    s = make_searcher(config(stopped_trials="rung"))
+    run(s, "a", [(1.0, 0.60, False), (2.0, 0.66, False), (4.0, 0.70, True)])
+    run(s, "b", [(1.1, 0.64, False), (2.0, 0.67, False)])
+    run(s, "c", [(0.5, 0.55, False)])  # ended before any rung: nothing comparable
+    t = trials(s)
+    assert (t[0].state, t[0].value) == (TrialState.COMPLETE, pytest.approx(0.60))
+    assert (t[1].state, t[1].value) == (TrialState.COMPLETE, pytest.approx(0.64))
+    assert t[2].state == TrialState.PRUNED
+
+
+def test_stock_feedback_is_rays():
+    s = make_searcher(config(stopped_trials="stock"))
+    run(s, "b", [(1.1, 0.64, False), (2.0, 0.67, False)])
+    t = trials(s)
+    assert (t[0].state, t[0].value) == (TrialState.COMPLETE, pytest.approx(0.67))  # the early value, as if final
+
+
+def test_search_budget_target_and_epochs(tmp_path):
+    end = tmp_path / END_FILE
+    b = SearchBudget(AGREEMENT, "epoch", str(end), target=0.8, epoch_budget=5)
+    assert not b.stop_all()
+    b("t1", {AGREEMENT: 0.7, "epoch": 1.0})
+    b("t1", {AGREEMENT: 0.75, "epoch": 2.0})
+    b("t2", {AGREEMENT: 0.6, "epoch": 2.5})
+    assert b.epochs_total == pytest.approx(4.5) and not b.stop_all() and not end.exists()
+    b("t2", {AGREEMENT: 0.81, "epoch": 3.0})  # target first, then the epoch budget: the first one wins
+    assert b.stop_all()
+    assert ended_by(tmp_path) == {"ended_by": "target", "target": 0.8, "trial_id": "t2", "value": 0.81,
+                                  "epochs_total": 5.0}
+
+    b = SearchBudget(AGREEMENT, "epoch", None, epoch_budget=2)
+    b("t1", {AGREEMENT: 0.5, "epoch": 1.5})
+    assert not b.stop_all()
+    b("t2", {AGREEMENT: 0.5, "epoch": 0.5})
+    assert b.stop_all() and b.ended_by["ended_by"] == "epoch_budget"
+
+
+def test_search_budget_time(tmp_path):
+    b = SearchBudget(AGREEMENT, "epoch", str(tmp_path / END_FILE), time_budget_s=0.2)
+    assert not b.stop_all()
+    import time
+
+    time.sleep(0.3)
+    assert b.stop_all()
+    assert ended_by(tmp_path)["ended_by"] == "time_budget"
+    assert ended_by(tmp_path / "nowhere") == {"ended_by": None}
+
+
+def test_budget_keys_are_validated():
+    from search.config import ConfigError
+
+    for bad in ({"target": 1.5}, {"epoch_budget": 0}, {"stopped_trials": "maybe"}):
+        with pytest.raises(ConfigError) as e:
+            config(**bad)
+        assert f"search.{next(iter(bad))}" in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_real_search_ends_at_its_target(tmp_path, tiny_backbone, ruddit_pairs):
+    raw = {
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 1500, "folds": 5, "max_length": 48},
+        "model": {"backbone": tiny_backbone},
+        "train": {"epochs": 2, "batch_size": 32, "val_every_n_steps": 10},
+        "search": {"name": "target", "storage_path": str(tmp_path / "runs"), "num_samples": 5,
+                   "max_concurrent_trials": 1, "target": 0.05,
+                   "space": {"train.lr": {"loguniform": [1e-4, 1e-3]}}},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path)], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run = tmp_path / "runs" / "target"
+    summary = json.loads((run / "export" / "summary.json").read_text())
+    assert summary["ended_by"] == "target" and summary["value"] >= 0.05
+    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    assert len(board) < 5  # the first validation of the first trial reached the target
+    assert board.loc[board.trial_id == summary["trial_id"], "outcome"].item() == "stopped_by_search_end"
+    assert "search ended: target 0.05 reached by trial" in out.stdout
