@@ -62,7 +62,8 @@ def curve_params(c: dict) -> dict:
     """Ceiling, speed and divergence of a config. The best lr grows with the batch size; a higher lr
     learns faster, and past the optimum to a lower ceiling, so neighbouring curves cross (a slightly
     too-high lr leads after one epoch, the optimum wins by the end); far too low an lr learns slowly;
-    lr far above the optimum diverges unless warmup tempers it; low dropout overfits late."""
+    lr far above the optimum diverges (the model collapses to chance agreement, as a ranker whose loss
+    blew up does) unless warmup tempers it; low dropout overfits late."""
     d = math.log10(c["train.lr"]) - (-4.5 + 0.25 * math.log2(c["train.batch_size"] / 32))
     ceiling = (
         0.80
@@ -76,7 +77,7 @@ def curve_params(c: dict) -> dict:
         "ceiling": max(0.55, ceiling),
         "rate": 2.0 * 10 ** (0.4 * d) * (1 - 0.5 * c["train.warmup_ratio"]),
         "overfit": 0.006 * max(0.0, 0.15 - c["model.dropout"]) / 0.15,
-        "diverges_at": 1.0 if d > 1.0 + 4 * c["train.warmup_ratio"] else math.inf,
+        "diverges_at": 1.0 if d > 1.0 + 4 * c["train.warmup_ratio"] else math.inf,  # from then on: chance
     }
 
 
@@ -102,9 +103,7 @@ def analytic_trial(config: dict, noise_seed: int = 0) -> None:
     key = json.dumps([noise_seed, sorted((k, round(float(v), 12)) for k, v in config.items())])
     rng = np.random.default_rng(zlib.crc32(key.encode()))
     for t in REPORT_AT:
-        if t >= p["diverges_at"]:
-            raise FloatingPointError(f"non-finite loss at epoch {t:g} (analytic divergence)")
-        value = curve(config, t, p) + rng.normal(0.0, NOISE_SD)
+        value = (0.5 if t >= p["diverges_at"] else curve(config, t, p)) + rng.normal(0.0, NOISE_SD)
         tune.report({METRIC: float(value), TIME_ATTR: t, "final": t == REPORT_AT[-1]})
 
 
@@ -190,7 +189,8 @@ def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
             answer = tid
         trace.append((sum(epochs.values()), true_value(configs[answer])))
     return {"trace": trace, "trials": len(grid), "results": len(events), "wall_s": wall,
-            "errors": sum(1 for r in grid if r.error), "compute": trace[-1][0] if trace else 0.0,
+            "errors": sum(1 for r in grid if r.error),
+            "diverged": sum(math.isfinite(curve_params(c)["diverges_at"]) for c in configs.values()), "compute": trace[-1][0] if trace else 0.0,
             "budget": budget}
 
 
@@ -235,7 +235,7 @@ def run_all(keys, seeds, args, runs) -> None:
             for k in keys:
                 r = {"strategy": k, "seed": seed, **run_strategy(k, seed, args.budget_trials, storage)}
                 runs[k].append(r)
-                print(f"seed {seed} {k}: {r['trials']} trials ({r['errors']} diverged), {r['results']} results "
+                print(f"seed {seed} {k}: {r['trials']} trials ({r['diverged']} diverged, {r['errors']} errors), {r['results']} results "
                       f"in {r['wall_s']:.1f}s, answer's true value {r['trace'][-1][1]:.4f}", flush=True)
                 if args.jsonl:
                     with open(args.jsonl, "a") as f:

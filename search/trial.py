@@ -55,11 +55,13 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
     trial_dir = tune.get_context().get_trial_dir()
     where = placement()
     config_dict = trial_cfg.to_dict()
+    outside = [0.0]  # seconds spent checkpointing and handing results to Tune, before this report
 
     def on_result(r: ValidationResult, module) -> None:
         """Every validation leaves a checkpoint to resume from; a new best one also holds the model.
         Ray keeps the best and the latest; PruneCheckpoints drops the rest when the trial ends."""
-        metrics = {**trial_metrics(r), **where}
+        began = time.perf_counter()
+        metrics = {**trial_metrics(r), **where, "report_s": round(outside[0], 3)}
         with tempfile.TemporaryDirectory() as d:
             if r.is_best:
                 save_checkpoint(d, module, config_dict, metrics)
@@ -69,6 +71,7 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
             else:
                 tune.report(metrics)
+        outside[0] += time.perf_counter() - began
 
     from pytorch_lightning.loggers import TensorBoardLogger
 
