@@ -73,7 +73,7 @@ def main() -> None:
                    "--set", f"search.name={name}", "--set", f"search.seed={seed}",
                    "--set", f"search.epoch_budget={args.epoch_budget}", *[x for s in sets for x in ("--set", s)]]
             started = time.perf_counter()
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
             seconds = time.perf_counter() - started
             if out.returncode != 0:
                 sys.exit(f"{label} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")

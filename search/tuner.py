@@ -103,9 +103,9 @@ def asha_milestones(cfg: PairtuneConfig) -> list[float]:
     return rung_milestones(min(cfg.search.grace_period, max_t), cfg.search.reduction_factor, max_t)
 
 
-def make_searcher(cfg: PairtuneConfig):
+def make_searcher(cfg: PairtuneConfig, **tpe_options):
     """Optuna's TPE (multivariate, seeded) or random sampler, told the truth about stopped trials
-    (search.stopped_trials, see search/searcher.py)."""
+    (search.stopped_trials, see search/searcher.py). `tpe_options` go to TPESampler (benchmarks)."""
     import optuna
 
     dims = searched_dimensions(cfg)
@@ -115,7 +115,8 @@ def make_searcher(cfg: PairtuneConfig):
     if s.searcher == "random":
         sampler = optuna.samplers.RandomSampler(seed=s.seed)
     else:
-        sampler = optuna.samplers.TPESampler(seed=s.seed, multivariate=True, n_startup_trials=s.n_startup_trials)
+        options = {"multivariate": True, "n_startup_trials": s.n_startup_trials, **tpe_options}
+        sampler = optuna.samplers.TPESampler(seed=s.seed, **options)
     return RungAwareOptunaSearch(
         space={d.key: d.to_optuna() for d in dims},
         metric=AGREEMENT,
