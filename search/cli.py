@@ -100,11 +100,35 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_baseline(args) -> int:
+    from search.baseline import DESCRIPTION, baseline_for_config
+    from search.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    r = baseline_for_config(cfg)
+    print(f"{DESCRIPTION}, fold {r['fold']} of {cfg.data.folds}: fitted on {r['train_texts']} texts, "
+          f"validated on {r['val_votes']} votes in {r['seconds']:.1f}s")
+    print(f"val/agreement {r['agreement']:.4f}   (longer-is-more-toxic: {r['length_agreement']:.4f})")
+    return 0
+
+
+def add_baseline_parser(sub) -> None:
+    p = sub.add_parser("baseline", help="TF-IDF + ridge agreement on the config's fold: the floor a search should beat",
+                       description="Fit TF-IDF (char 3-5) + ridge on the training fold (target: each text's share of won "
+                                   "votes) and report validation agreement, computed as the search computes it.")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_baseline)
+
+
 def _print_export(e) -> None:
     cols = [c for c in e.leaderboard.columns if c not in ("error",)]
     print("\nleaderboard (best first):")
     print(e.leaderboard[cols].head(20).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"\nbest agreement {e.best_agreement:.4f}")
+    if e.baseline is not None:
+        from search.baseline import describe
+
+        print(describe(e.baseline, e.best_agreement))
     print(f"best config:     {e.best_yaml}")
     print(f"best checkpoint: {e.best_checkpoint}")
     print(f"leaderboard:     {e.out_dir / 'leaderboard.csv'}")
@@ -156,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     add_predict_parser(sub)
+    add_baseline_parser(sub)
 
     p = sub.add_parser("export", help="write best.yaml, leaderboard.csv and summary.json of a search run",
                        description="Read a search run directory (storage_path/name) and export its results.")

@@ -59,6 +59,8 @@ class SearchConfig:
     """Retries of a trial that fails (a lost node, a crash), each from its latest checkpoint."""
     time_budget_s: float | None = None
     """Stop the whole search after this many seconds; null = no limit."""
+    baseline: bool = True
+    """Fit the TF-IDF + ridge baseline on the fold before the search (seconds) and show it in the summary."""
     space: dict = field(default_factory=dict)
     """Searched keys: `section.key: {loguniform|uniform|int|choice: ...}` or a fixed value."""
     points_to_evaluate: list = field(default_factory=list)

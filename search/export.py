@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from model.ranker import AGREEMENT, MODE
+from search.baseline import read_baseline
 from search.config import ConfigError, PairtuneConfig, with_params
 from search.trial import CHECKPOINT_SCORE, EPOCH
 from search.tuner import STOPS_FILE, load_run_config
@@ -29,6 +30,7 @@ class Export:
     leaderboard: pd.DataFrame
     best_checkpoint: str | None
     best_agreement: float
+    baseline: dict | None = None  # search.baseline's result, when the search computed it
 
 
 def _error_message(trial) -> str:
@@ -112,6 +114,7 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
         "best_checkpoint": checkpoint_path,
         "trials": int(len(board)),
         "outcomes": board["outcome"].value_counts().to_dict(),
+        "baseline": read_baseline(run),
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return Export(out, out / BEST_YAML, board, checkpoint_path, float(best["best_agreement"]))
+    return Export(out, out / BEST_YAML, board, checkpoint_path, float(best["best_agreement"]), summary["baseline"])

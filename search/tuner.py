@@ -286,6 +286,10 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
     prepared = prepare_data(cfg)  # raises DataError before Ray starts
     directory = write_run_files(cfg, prepared)
     log.info("run directory: %s", directory)
+    if cfg.search.baseline:  # the floor to beat, in seconds, before Ray starts
+        from search.baseline import write_baseline
+
+        write_baseline(directory, prepared.votes, prepared.split)
     start_ray(address)
     return make_tuner(cfg, prepared).fit(), directory
 
