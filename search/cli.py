@@ -120,6 +120,43 @@ def add_baseline_parser(sub) -> None:
     p.set_defaults(func=cmd_baseline)
 
 
+def cmd_lr_find(args) -> int:
+    from search.config import load_config
+    from search.lr_find import find_lr, suggested_range, write_lr_range
+
+    cfg = load_config(args.config, args.overrides)
+    r = find_lr(cfg, args.min_lr, args.max_lr, args.steps, progress=not args.no_progress)
+    print(f"\nlearning-rate range test: {r['steps']} steps from {args.min_lr:g} to {args.max_lr:g} "
+          f"on {r['train_votes']} training votes")
+    if r["suggestion"] is None:
+        print("no suggestion: too few finite loss points (more --steps, more votes, or a lower --max-lr)")
+        return 1
+    low, high = suggested_range(r["suggestion"])
+    print(f"suggested learning rate: {r['suggestion']:.3g}   (config's train.lr: {r['config_lr']:g})")
+    print(f"search range:            train.lr: {{loguniform: [{low:g}, {high:g}]}}")
+    if args.write:
+        path, notes = write_lr_range(args.config, args.write, r["suggestion"])
+        for note in notes:
+            print(f"note: {note}")
+        print(f"config written to {path}")
+    return 0
+
+
+def add_lr_find_parser(sub) -> None:
+    p = sub.add_parser("lr-find", help="Lightning's learning-rate range test on the config's fold; suggests a search range",
+                       description="Grow the learning rate exponentially over --steps optimizer steps on the config's "
+                                   "training fold and suggest the rate where the loss falls fastest (Lightning's "
+                                   "Tuner.lr_find). --write OUT.yaml copies the config file with search.space.train.lr "
+                                   "set to loguniform [suggestion/10, suggestion*3] (--set overrides are not written).")
+    _add_config_args(p)
+    p.add_argument("--min-lr", type=float, default=1e-7, help="start of the range test (default: 1e-7)")
+    p.add_argument("--max-lr", type=float, default=1e-1, help="end of the range test (default: 0.1)")
+    p.add_argument("--steps", type=int, default=100, help="optimizer steps of the range test (default: 100)")
+    p.add_argument("--write", default=None, metavar="OUT.yaml", help="write the config with the narrowed train.lr range")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_lr_find)
+
+
 def _print_export(e) -> None:
     cols = [c for c in e.leaderboard.columns if c not in ("error",)]
     print("\nleaderboard (best first):")
@@ -181,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_predict_parser(sub)
     add_baseline_parser(sub)
+    add_lr_find_parser(sub)
 
     p = sub.add_parser("export", help="write best.yaml, leaderboard.csv and summary.json of a search run",
                        description="Read a search run directory (storage_path/name) and export its results.")
