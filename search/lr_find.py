@@ -23,7 +23,14 @@ import yaml
 from data.loaders import train_loader
 from model.precision import cuda_usable, resolve_precision
 from model.ranker import PairwiseRanker
-from search.config import ConfigError, PairtuneConfig, _resolve_paths, parse_config, read_yaml, with_params
+from search.config import (
+    ConfigError,
+    PairtuneConfig,
+    _resolve_paths,
+    parse_config,
+    read_yaml,
+    with_params,
+)
 from search.prepare import prepare_data
 from search.tuner import preflight
 

@@ -16,8 +16,8 @@ from model.losses import pairwise_agreement
 from model.ranker import AGREEMENT
 from search.cli import main
 from search.config import load_config
-from search.prepare import prepare_data
 from search.predict import score_texts
+from search.prepare import prepare_data
 
 FOLDS = 2
 
