@@ -61,6 +61,8 @@ class SearchConfig:
     """Stop the whole search after this many seconds; null = no limit."""
     baseline: bool = True
     """Fit the TF-IDF + ridge baseline on the fold before the search (seconds) and show it in the summary."""
+    tracking: dict = field(default_factory=dict)
+    """Trackers besides TensorBoard (always on): {wandb: {project: ...}, mlflow: {}}; see search/tracking.py."""
     space: dict = field(default_factory=dict)
     """Searched keys: `section.key: {loguniform|uniform|int|choice: ...}` or a fixed value."""
     points_to_evaluate: list = field(default_factory=list)
@@ -89,6 +91,9 @@ class SearchConfig:
             out.append(("max_failures", f"must not be negative, got {self.max_failures}"))
         if self.n_startup_trials < 0:
             out.append(("n_startup_trials", f"must not be negative, got {self.n_startup_trials}"))
+        from search.tracking import tracking_problems
+
+        out += tracking_problems(self.tracking)
         return out
 
 

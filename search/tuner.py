@@ -16,6 +16,7 @@ from model.ranker import AGREEMENT, MODE, VAL_LOSS
 from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
 from search.prepare import PreparedData, prepare_data
 from search.space import possible_values, searched_dimensions
+from search.tracking import environment_problems, tracking_callbacks
 from search.trial import CHECKPOINT_SCORE, EPOCH, RESUME_FILE, run_trial
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
     """Checks that need more than the YAML (backbones on disk, precision vs trial hardware, and with
     local_cluster, whether this machine can run a trial at all)."""
     problems = local_resource_problems(cfg) if local_cluster else []
+    problems += [f"{cfg.source}: {p}" for p in environment_problems(cfg.search.tracking)]
     longest = max(possible_values(cfg, "data.max_length"))
     for backbone in possible_values(cfg, "model.backbone"):
         try:
@@ -214,7 +216,7 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order="max"
             ),
-            callbacks=[prune_callback()],
+            callbacks=[prune_callback(), *tracking_callbacks(cfg.search.tracking, run_dir(cfg), cfg.search.name)],
             failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures, fail_fast=False),
             progress_reporter=reporter,
             verbose=1,
@@ -294,4 +296,4 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
     return make_tuner(cfg, prepared).fit(), directory
 
 
-__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_search", "run_dir"]
+__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_dir", "run_search"]
