@@ -48,3 +48,23 @@ def test_lr_find_suggests_and_writes_a_narrowed_range(config_path, tmp_path, cap
 def test_lr_find_rejects_a_bad_range(config_path, capsys):
     assert main(["lr-find", str(config_path), "--min-lr", "1", "--max-lr", "0.1"]) == 2
     assert "need 0 < min_lr < max_lr" in capsys.readouterr().err
+
+
+def test_a_diverged_range_test_step_ends_the_test_instead_of_failing(tiny_backbone):
+    """The range test pushes the rate until training diverges; a non-finite loss must stop it, not
+    raise like a failing trial does."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from model.config import ModelConfig, TrainConfig
+    from search.lr_find import _RangeTestRanker
+
+    module = _RangeTestRanker(ModelConfig(backbone=tiny_backbone), TrainConfig(), total_steps=10)
+    module._trainer = SimpleNamespace(should_stop=False, global_step=0)
+    with torch.no_grad():
+        module.head.weight.fill_(float("nan"))
+    batch = {"input_ids": torch.tensor([[101, 2000, 102], [101, 3000, 102]]), "attention_mask": torch.ones(2, 3, dtype=torch.long),
+             "less": torch.tensor([0]), "more": torch.tensor([1])}
+    assert module.training_step(batch, 0) is None
+    assert module._trainer.should_stop
