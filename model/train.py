@@ -112,6 +112,8 @@ def fit(
     resume_from: str | None = None,
 ) -> tuple[PairwiseRanker, ValidationCallback]:
     """Train on data's training votes, validating (and calling on_result) at least once per epoch.
+    With no validation votes (a final model on all votes) it trains for train_cfg.epochs and never
+    validates, so on_result is never called.
 
     started_at: time.perf_counter() when the run began (default: now), for the start-up time.
     resume_from: a Lightning checkpoint (see save_resume_state) to continue from.
@@ -123,18 +125,19 @@ def fit(
     train_dl = train_loader(
         data, train_cfg.batch_size, max_length, train_cfg.seed, train_cfg.length_grouping, train_cfg.texts_per_forward
     )
+    validate = len(data.val_less) > 0
     texts, val_less, val_more = data.val_texts()
-    val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length)
+    val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length) if validate else None
     per_epoch = steps_per_epoch(len(data.train_less), train_cfg)
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
     module.set_validation_votes(len(texts), val_less, val_more)
     tracker = ValidationCallback(per_epoch, on_result, started_at)
     callbacks: list[pl.Callback] = []
-    if train_cfg.early_stopping_patience:  # before the tracker, so it sees should_stop already set
+    if train_cfg.early_stopping_patience and validate:  # before the tracker, so it sees should_stop already set
         callbacks.append(pl.callbacks.EarlyStopping(AGREEMENT, mode=MODE, patience=train_cfg.early_stopping_patience))
     callbacks.append(tracker)
     val_interval = 1.0
-    if train_cfg.val_every_n_steps:
+    if train_cfg.val_every_n_steps and validate:
         batches = len(train_dl)
         val_interval = min(1.0, train_cfg.val_every_n_steps * train_cfg.accumulate_grad_batches / batches)
     trainer = pl.Trainer(
@@ -145,6 +148,7 @@ def fit(
         accumulate_grad_batches=train_cfg.accumulate_grad_batches,
         gradient_clip_val=train_cfg.gradient_clip_val,
         val_check_interval=val_interval,
+        limit_val_batches=None if validate else 0,
         num_sanity_val_steps=0,
         callbacks=callbacks,
         logger=logger,
@@ -160,6 +164,7 @@ def fit(
         # Single-process loaders are deliberate (see data.loaders.train_loader).
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # a model on all votes
         trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl, ckpt_path=resume_from)
     return module, tracker
 

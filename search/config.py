@@ -66,6 +66,10 @@ class SearchConfig:
     stopped_trials: Literal["pruned", "rung", "stock"] = "pruned"
     """What Optuna is told of a trial ASHA stopped: pruned (with its value at each rung reached), rung
     (every trial's value at the first rung), or stock (Ray's: complete with its early value)."""
+    baseline: bool = True
+    """Fit the TF-IDF + ridge baseline on the fold before the search (seconds) and show it in the summary."""
+    tracking: dict = field(default_factory=dict)
+    """Trackers besides TensorBoard (always on): {wandb: {project: ...}, mlflow: {}}; see search/tracking.py."""
     space: dict = field(default_factory=dict)
     """Searched keys: `section.key: {loguniform|uniform|int|choice: ...}` or a fixed value."""
     points_to_evaluate: list = field(default_factory=list)
@@ -97,6 +101,9 @@ class SearchConfig:
             out.append(("max_failures", f"must not be negative, got {self.max_failures}"))
         if self.n_startup_trials < 0:
             out.append(("n_startup_trials", f"must not be negative, got {self.n_startup_trials}"))
+        from search.tracking import tracking_problems
+
+        out += tracking_problems(self.tracking)
         return out
 
 

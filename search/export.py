@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from model.ranker import AGREEMENT, MODE
+from search.baseline import read_baseline
 from search.budget import ended_by
 from search.config import ConfigError, PairtuneConfig, with_params
 from search.trial import CHECKPOINT_SCORE, EPOCH
@@ -31,6 +32,7 @@ class Export:
     best_checkpoint: str | None
     best_agreement: float
     summary: dict = field(default_factory=dict)
+    baseline: dict | None = None  # search.baseline's result, when the search computed it
 
 
 def _error_message(trial) -> str:
@@ -124,7 +126,8 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
         "best_checkpoint": checkpoint_path,
         "trials": len(board),
         "outcomes": board["outcome"].value_counts().to_dict(),
+        "baseline": read_baseline(run),
         **search_end(run, base, board),
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return Export(out, out / BEST_YAML, board, checkpoint_path, float(best["best_agreement"]), summary)
+    return Export(out, out / BEST_YAML, board, checkpoint_path, float(best["best_agreement"]), summary, summary["baseline"])

@@ -18,6 +18,7 @@ from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
 from search.prepare import PreparedData, prepare_data
 from search.searcher import RungAwareOptunaSearch, rung_milestones
 from search.space import possible_values, searched_dimensions
+from search.tracking import environment_problems, tracking_callbacks
 from search.trial import CHECKPOINT_SCORE, EPOCH, RESUME_FILE, run_trial
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
     """Checks that need more than the YAML (backbones on disk, precision vs trial hardware, and with
     local_cluster, whether this machine can run a trial at all)."""
     problems = local_resource_problems(cfg) if local_cluster else []
+    problems += [f"{cfg.source}: {p}" for p in environment_problems(cfg.search.tracking)]
     longest = max(possible_values(cfg, "data.max_length"))
     for backbone in possible_values(cfg, "model.backbone"):
         try:
@@ -236,7 +238,7 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order="max"
             ),
-            callbacks=[prune_callback()],
+            callbacks=[prune_callback(), *tracking_callbacks(cfg.search.tracking, run_dir(cfg), cfg.search.name)],
             stop=make_stopper(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures, fail_fast=False),
             progress_reporter=reporter,
@@ -310,6 +312,10 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
     prepared = prepare_data(cfg)  # raises DataError before Ray starts
     directory = write_run_files(cfg, prepared)
     log.info("run directory: %s", directory)
+    if cfg.search.baseline:  # the floor to beat, in seconds, before Ray starts
+        from search.baseline import write_baseline
+
+        write_baseline(directory, prepared.votes, prepared.split)
     start_ray(address)
     return make_tuner(cfg, prepared).fit(), directory
 

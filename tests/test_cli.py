@@ -7,7 +7,7 @@ import time
 import pytest
 import yaml
 
-COMMANDS = ["search", "train", "export"]
+COMMANDS = ["search", "train", "export", "predict", "baseline", "lr-find"]
 
 
 def run_cli(*args, timeout=120):

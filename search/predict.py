@@ -1,0 +1,135 @@
+"""`pairtune predict`: score a CSV of texts with one model or a fold ensemble.
+
+One model writes its raw scores. A fold ensemble (a directory of fold_K/ model directories, as
+`pairtune train --folds all` leaves) writes the rank average: each model's scores become ranks over
+the rows (ties share their average rank), the ranks are averaged over models and scaled to [0, 1].
+Rank averaging is what the Jigsaw solutions did, since folds' raw score scales differ.
+
+Each unique text is tokenised and scored once per model, longest first in batches padded only to
+their own longest text, under torch.inference_mode; the output has one row per input row, in the
+input's order, duplicate ids and texts included.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from data import DataError, tokenize_texts
+from data.loaders import text_loader
+from data.pairs import _read_frame
+from model.checkpoint import is_model_dir, load_checkpoint, load_tokenizer_for
+from model.precision import cuda_usable
+from search.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+SCORE_COLUMN = "score"
+
+
+def find_models(path: str | Path) -> list[Path]:
+    """[path] for a model directory; its fold_K/ model directories (by K) for an ensemble."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ConfigError([f"{path}: model directory not found"])
+    if is_model_dir(path):
+        return [path]
+    folds = [p for p in path.glob("fold_*") if is_model_dir(p)]
+    if not folds:
+        hint = "train one with `pairtune train CONFIG [--folds all]`"
+        raise ConfigError([f"{path}: not a model directory (no model.pt and config.yaml) and no fold_*/ model directories in it; {hint}"])
+
+    def fold_number(p: Path) -> tuple[int, str]:
+        m = re.fullmatch(r"fold_(\d+)", p.name)
+        return (int(m.group(1)) if m else 1 << 30, p.name)
+
+    return sorted(folds, key=fold_number)
+
+
+def read_texts(path: str | Path, id_column: str = "comment_id", text_column: str = "text") -> pd.DataFrame:
+    """The CSV's id and text columns; DataError naming the file and column for anything unusable."""
+    path = Path(path).expanduser()
+    frame = _read_frame(path)
+    have = [str(c) for c in frame.columns]
+    for option, column in (("--id-column", id_column), ("--text-column", text_column)):
+        if column not in have:
+            raise DataError(f"{path}: missing column '{column}' ({option}); columns are {have}")
+    if len(frame) == 0:
+        raise DataError(f"{path}: header only, no texts to score")
+    empty = int((frame[text_column].str.strip() == "").sum())
+    if empty:
+        log.warning("%s: %d rows have an empty text; they are scored as empty texts", path, empty)
+    return frame[[id_column, text_column]]
+
+
+def _autocast(device: torch.device, precision: str):
+    if device.type == "cuda" and precision in ("auto", "16-mixed", "bf16-mixed"):
+        dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, enabled=False)
+
+
+def score_texts(module, config: dict, tokenizer, texts: list[str], batch_size: int = 128,
+                device: torch.device | None = None, progress: bool = True, desc: str = "scoring") -> np.ndarray:
+    """One score per text, in order. Texts are handled as in training (data.max_length, data.lowercase)."""
+    from tqdm.auto import tqdm
+
+    device = device or torch.device("cuda" if cuda_usable() else "cpu")
+    max_length, lowercase = int(config["data"]["max_length"]), bool(config["data"]["lowercase"])
+    tokens = tokenize_texts(texts, tokenizer, max_length, lowercase)
+    scores = torch.empty(len(texts), dtype=torch.float32)
+    module = module.to(device).eval()
+    loader = text_loader(tokens, np.arange(len(texts)), batch_size, max_length)
+    with torch.inference_mode(), tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
+        for batch in loader:
+            with _autocast(device, config["train"].get("precision", "auto")):
+                out = module(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            scores[batch["position"]] = out.float().cpu()
+            bar.update(len(batch["position"]))
+    return scores.numpy().astype(np.float64)
+
+
+def rank_average(score_lists: list[np.ndarray]) -> np.ndarray:
+    """Mean over models of each row's rank (ties averaged), scaled so the lowest possible is 0 and
+    the highest 1."""
+    n = len(score_lists[0])
+    if n == 1:
+        return np.full(1, 0.5)
+    ranks = np.mean([pd.Series(s).rank(method="average").to_numpy() for s in score_lists], axis=0)
+    return (ranks - 1.0) / (n - 1.0)
+
+
+def predict(model_dir: str | Path, texts_csv: str | Path, out_csv: str | Path, id_column: str = "comment_id",
+            text_column: str = "text", batch_size: int = 128, progress: bool = True) -> dict:
+    """Score texts_csv with the model (or fold ensemble) in model_dir; write id_column,score to out_csv."""
+    start = time.perf_counter()
+    models = find_models(model_dir)
+    out_csv = Path(out_csv).expanduser()
+    if out_csv.resolve() == Path(texts_csv).expanduser().resolve():
+        raise ConfigError([f"{out_csv}: the output would overwrite the input texts; choose another -o"])
+    if out_csv.parent.exists() and not out_csv.parent.is_dir():
+        raise ConfigError([f"{out_csv}: {out_csv.parent} is not a directory"])
+    if batch_size <= 0:
+        raise ConfigError([f"--batch-size: must be positive, got {batch_size}"])
+    frame = read_texts(texts_csv, id_column, text_column)
+    codes, unique = pd.factorize(frame[text_column].to_numpy(dtype=object))
+    unique = [str(t) for t in unique]
+    per_model = []
+    for i, directory in enumerate(models):
+        module, config = load_checkpoint(directory)
+        tokenizer = load_tokenizer_for(directory, config)
+        desc = f"model {i + 1}/{len(models)}" if len(models) > 1 else "scoring"
+        per_model.append(score_texts(module, config, tokenizer, unique, batch_size, progress=progress, desc=desc)[codes])
+        del module
+    scores = per_model[0] if len(models) == 1 else rank_average(per_model)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({id_column: frame[id_column].to_numpy(), SCORE_COLUMN: scores}).to_csv(out_csv, index=False)
+    return {"rows": len(frame), "unique_texts": len(unique), "models": [str(m) for m in models],
+            "combined": "raw score" if len(models) == 1 else "rank average in [0, 1]", "out": str(out_csv),
+            "seconds": round(time.perf_counter() - start, 2)}

@@ -1,0 +1,171 @@
+"""Final models and prediction: `pairtune train --folds all / --full`, then `pairtune predict` on real
+Jigsaw texts (comments_to_score.csv) with one model and with a fold ensemble."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from data.loaders import text_loader
+from model.checkpoint import load_checkpoint, load_tokenizer_for
+from model.losses import pairwise_agreement
+from model.ranker import AGREEMENT
+from search.cli import main
+from search.config import load_config
+from search.predict import score_texts
+from search.prepare import prepare_data
+
+FOLDS = 2
+
+
+@pytest.fixture(scope="module")
+def config_path(tmp_path_factory, tiny_backbone, ruddit_pairs):
+    tmp = tmp_path_factory.mktemp("final")
+    raw = {
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 600, "folds": FOLDS, "max_length": 32},
+        "model": {"backbone": tiny_backbone},
+        "train": {"epochs": 1, "batch_size": 32, "lr": 1e-3},
+        "search": {"name": "final", "space": {"train.lr": {"loguniform": [1e-5, 1e-3]}}},
+    }
+    path = tmp / "best.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ensemble(config_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ens") / "models"
+    assert main(["train", str(config_path), "--folds", "all", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def texts_csv(tmp_path_factory):
+    """The first 150 real texts to score, plus a repeated row (same id and text) and a repeated text
+    under a new id, to check order and row count are kept."""
+    from conftest import shared
+
+    frame = pd.read_csv(shared("comments_to_score.csv"), dtype=str, keep_default_na=False).head(150)
+    frame = pd.concat([frame, frame.iloc[[3]], frame.iloc[[7]].assign(comment_id="dup-7")], ignore_index=True)
+    path = tmp_path_factory.mktemp("texts") / "comments.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_one_self_contained_model_per_fold(ensemble):
+    summary = json.loads((ensemble / "ensemble.json").read_text())
+    assert sorted(summary["folds"]) == [str(k) for k in range(FOLDS)]
+    for k in range(FOLDS):
+        d = ensemble / f"fold_{k}"
+        for name in ("model.pt", "config.yaml", "metrics.json", "encoder/config.json", "encoder/tokenizer.json"):
+            assert (d / name).exists(), d / name
+        config = yaml.safe_load((d / "config.yaml").read_text())
+        metrics = json.loads((d / "metrics.json").read_text())
+        assert config["data"]["fold"] == k and metrics["fold"] == k
+        assert config["search"]["space"] == {}  # the fixed values that were trained
+        assert metrics[AGREEMENT] == pytest.approx(summary["folds"][str(k)]["best_agreement"])
+    assert summary["mean_agreement"] == pytest.approx(np.mean([f["best_agreement"] for f in summary["folds"].values()]))
+
+
+def test_model_dir_loads_without_the_original_backbone(ensemble, tmp_path, texts_csv):
+    moved = tmp_path / "moved"
+    shutil.copytree(ensemble / "fold_0", moved)
+    config = yaml.safe_load((moved / "config.yaml").read_text())
+    config["model"]["backbone"] = str(tmp_path / "no-such-backbone")
+    (moved / "config.yaml").write_text(yaml.safe_dump(config))
+    texts = list(texts_csv[1]["text"][:20])
+    alone = score_texts(*_load(moved), texts, progress=False)
+    original = score_texts(*_load(ensemble / "fold_0"), texts, progress=False)
+    np.testing.assert_allclose(alone, original, rtol=0, atol=1e-6)
+
+
+def _load(directory):
+    module, config = load_checkpoint(directory)
+    return module, config, load_tokenizer_for(directory, config)
+
+
+def _predict(model, csv, out):
+    assert main(["predict", str(model), str(csv), "-o", str(out), "--no-progress"]) == 0
+    return pd.read_csv(out, dtype={"comment_id": str})
+
+
+def test_ensemble_is_the_rank_average_of_its_folds(ensemble, texts_csv, tmp_path):
+    path, frame = texts_csv
+    combined = _predict(ensemble, path, tmp_path / "ens.csv")
+    assert list(combined.columns) == ["comment_id", "score"]
+    assert list(combined.comment_id) == list(frame.comment_id)  # same rows, same order, duplicates kept
+    singles = [_predict(ensemble / f"fold_{k}", path, tmp_path / f"f{k}.csv") for k in range(FOLDS)]
+    n = len(frame)
+    ranks = np.mean([s.score.rank().to_numpy() for s in singles], axis=0)
+    np.testing.assert_allclose(combined.score, (ranks - 1) / (n - 1), atol=1e-12)
+    assert combined.score.between(0, 1).all()
+    assert combined.score.iloc[-2] == combined.score.iloc[3] and combined.score.iloc[-1] == combined.score.iloc[7]
+    assert singles[0].score.nunique() > n - 5  # raw scores of one model, not ranks
+
+
+def test_predict_gives_the_models_own_validation_scores(ensemble, tmp_path):
+    """Scores from `predict` on fold 0's validation texts are those the training loop validated with,
+    and reproduce the agreement recorded in metrics.json."""
+    model = ensemble / "fold_0"
+    cfg = load_config(model / "config.yaml")
+    prepared = prepare_data(cfg)
+    data = prepared.fold_data(cfg)
+    texts, less, more = data.val_texts()
+    votes = prepared.votes
+    csv = tmp_path / "val.csv"
+    pd.DataFrame({"comment_id": [f"t{i}" for i in texts], "text": [votes.texts[i] for i in texts]}).to_csv(csv, index=False)
+    predicted = torch.from_numpy(_predict(model, csv, tmp_path / "val_scores.csv").score.to_numpy().copy())
+
+    module, _ = load_checkpoint(model)
+    own = torch.empty(len(texts), dtype=torch.float64)
+    with torch.inference_mode():
+        for batch in text_loader(data.tokens, texts, cfg.train.eval_batch_size, cfg.data.max_length):
+            own[batch["position"]] = module(batch["input_ids"], batch["attention_mask"]).double()
+    torch.testing.assert_close(predicted, own, rtol=0, atol=1e-5)
+    recorded = json.loads((model / "metrics.json").read_text())[AGREEMENT]
+    agreement = pairwise_agreement(predicted, torch.from_numpy(less), torch.from_numpy(more))
+    assert agreement == pytest.approx(recorded, abs=1e-6)
+
+
+def test_full_trains_on_all_votes_without_validation(config_path, tmp_path, capsys):
+    assert main(["train", str(config_path), "--full", "--out", str(tmp_path / "full")]) == 0
+    out = capsys.readouterr().out
+    assert "trained on all 600 votes for 1 epochs" in out and "no validation" in out
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert metrics["trained_on"] == "all votes" and metrics["votes"] == 600 and AGREEMENT not in metrics
+    assert metrics["step"] == -(-600 // 32)  # one epoch over every vote
+    assert (tmp_path / "full" / "encoder" / "tokenizer.json").exists()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "comments.csv: file not found"),
+    ("no_text", "missing column 'text' (--text-column)"),
+    ("no_id", "missing column 'comment_id' (--id-column)"),
+    ("header_only", "header only, no texts to score"),
+    ("not_a_model", "not a model directory"),
+])
+def test_predict_rejects_bad_input_clearly(case, message, ensemble, tmp_path, capsys):
+    csv = tmp_path / "comments.csv"
+    model = ensemble
+    if case == "no_text":
+        csv.write_text("comment_id,comment\n1,hello\n")
+    elif case == "no_id":
+        csv.write_text("id,text\n1,hello\n")
+    elif case == "header_only":
+        csv.write_text("comment_id,text\n")
+    elif case == "not_a_model":
+        csv.write_text("comment_id,text\n1,hello\n")
+        model = tmp_path
+    assert main(["predict", str(model), str(csv), "-o", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pairtune: error: ") and message in err, err
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_train_rejects_unknown_folds(config_path, capsys):
+    assert main(["train", str(config_path), "--folds", "0,5"]) == 2
+    assert "--folds 0,5: folds must be in 0..1" in capsys.readouterr().err

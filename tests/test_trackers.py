@@ -1,0 +1,96 @@
+"""Trackers of a real search (local Ray, tiny BERT, real Ruddit votes): TensorBoard event files per
+trial, Weights & Biases in offline mode (no network) and MLflow with a local SQLite store, all through
+the config; plus the baseline in the search summary."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from model.ranker import AGREEMENT
+
+pytestmark = pytest.mark.slow
+
+TRIALS = 2
+
+
+@pytest.fixture(scope="module")
+def tracked_run(tmp_path_factory, tiny_backbone, ruddit_pairs):
+    pytest.importorskip("wandb", reason="W&B tracking needs the wandb package (pip install 'pairtune[wandb]')")
+    pytest.importorskip("mlflow", reason="MLflow tracking needs mlflow (pip install 'pairtune[mlflow]')")
+    tmp = tmp_path_factory.mktemp("tracked")
+    config = {
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 900, "folds": 3, "max_length": 32},
+        "model": {"backbone": tiny_backbone},
+        "train": {"epochs": 1, "batch_size": 32, "val_every_n_steps": 10},
+        "search": {
+            "name": "tracked", "storage_path": str(tmp / "runs"), "num_samples": TRIALS, "max_concurrent_trials": 2,
+            "scheduler": "fifo", "space": {"train.lr": {"loguniform": [1e-4, 1e-2]}},
+            "tracking": {"wandb": {"project": "pairtune-test", "mode": "offline"}, "mlflow": {}},
+        },
+    }
+    path = tmp / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
+    out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path)], capture_output=True, text=True,
+                         timeout=600, env=env, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run = tmp / "runs" / "tracked"
+    trials = sorted(p for p in run.iterdir() if (p / "result.json").exists())
+    assert len(trials) == TRIALS
+    return run, trials, out
+
+
+def _results(trial):
+    return [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+
+
+def test_every_trial_writes_tensorboard_events_with_agreement(tracked_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, trials, _ = tracked_run
+    for trial in trials:
+        events = list((trial / "lightning").rglob("events.out.tfevents.*"))
+        assert events, f"no TensorBoard events in {trial}"
+        acc = EventAccumulator(str(events[0].parent))
+        acc.Reload()
+        assert AGREEMENT in acc.Tags()["scalars"]
+        logged = [e.value for e in acc.Scalars(AGREEMENT)]
+        reported = [r[AGREEMENT] for r in _results(trial)]
+        assert logged == pytest.approx(reported, abs=1e-6)  # the same validations Tune saw
+
+
+def test_wandb_offline_logs_each_trial(tracked_run):
+    run, trials, _ = tracked_run
+    offline = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == TRIALS
+    ids = {t.name for t in trials}
+    assert {d.name.rsplit("-", 1)[-1] for d in offline} == ids  # one W&B run per trial, named by trial id
+    for d in offline:
+        log = next(d.glob("run-*.wandb")).read_bytes()
+        assert AGREEMENT.encode() in log
+
+
+def test_mlflow_store_has_each_trials_agreement(tracked_run):
+    from mlflow.tracking import MlflowClient
+
+    run, trials, _ = tracked_run
+    client = MlflowClient(tracking_uri=f"sqlite:///{run / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tracked")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == TRIALS
+    last = {t.name: _results(t)[-1][AGREEMENT] for t in trials}
+    got = {r.data.tags.get("trial_name", r.info.run_name).split("_")[0]: r.data.metrics[AGREEMENT] for r in runs}
+    assert got == pytest.approx(last)
+
+
+def test_summary_has_the_baseline(tracked_run):
+    run, _, out = tracked_run
+    summary = json.loads((run / "export" / "summary.json").read_text())
+    baseline = summary["baseline"]
+    assert baseline["baseline"] == "tfidf_ridge" and 0.0 <= baseline["agreement"] <= 1.0
+    assert json.loads((run / "pairtune_baseline.json").read_text()) == baseline
+    assert f"{baseline['agreement']:.4f}" in out.stdout and "over the baseline" in out.stdout
