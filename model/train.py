@@ -7,14 +7,15 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytorch_lightning as pl
 import torch
 
-from data.loaders import FoldData, text_loader, train_loader
+from data.loaders import FoldData, scored_text_loader, text_loader, train_loader
 from model.config import ModelConfig, TrainConfig
+from model.losses import POINTWISE_LOSSES
 from model.precision import cuda_usable, resolve_precision
 from model.ranker import AGREEMENT, MODE, VAL_LOSS, PairwiseRanker
 
@@ -75,8 +76,9 @@ class ValidationCallback(pl.Callback):
         self.on_result(result, module)
 
 
-def steps_per_epoch(n_train_votes: int, cfg: TrainConfig) -> int:
-    batches = math.ceil(n_train_votes / cfg.batch_size)
+def steps_per_epoch(n_train_items: int, cfg: TrainConfig) -> int:
+    """Optimizer steps per epoch over n training votes (or texts, for a pointwise loss)."""
+    batches = math.ceil(n_train_items / cfg.batch_size)
     return max(1, math.ceil(batches / cfg.accumulate_grad_batches))
 
 
@@ -120,14 +122,16 @@ def fit(
     pl.seed_everything(train_cfg.seed, workers=True, verbose=False)
     on_cuda = cuda_usable() if use_gpu is None else (use_gpu and cuda_usable())
     precision = resolve_precision(train_cfg.precision, on_cuda)
-    train_dl = train_loader(
+    pointwise = train_cfg.loss in POINTWISE_LOSSES
+    make_loader = scored_text_loader if pointwise else train_loader
+    train_dl = make_loader(
         data, train_cfg.batch_size, max_length, train_cfg.seed, train_cfg.length_grouping, train_cfg.texts_per_forward
     )
     texts, val_less, val_more = data.val_texts()
     val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length)
-    per_epoch = steps_per_epoch(len(data.train_less), train_cfg)
+    per_epoch = steps_per_epoch(len(data.train_texts) if pointwise else len(data.train_less), train_cfg)
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
-    module.set_validation_votes(len(texts), val_less, val_more)
+    module.set_validation_votes(len(texts), val_less, val_more, None if data.scores is None else data.scores[texts])
     tracker = ValidationCallback(per_epoch, on_result, started_at)
     callbacks: list[pl.Callback] = []
     if train_cfg.early_stopping_patience:  # before the tracker, so it sees should_stop already set

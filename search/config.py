@@ -203,9 +203,22 @@ def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
         problems += found
     cfg = PairtuneConfig(**built, source=source)
     problems += space_problems(cfg)
+    if not problems:
+        problems += cross_section_problems(cfg)
     if problems:
         raise ConfigError([f"{source}: {key}: {msg}" for key, msg in problems])
     return cfg
+
+
+def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
+    """Rules that tie keys of different sections together (over every value the search can sample)."""
+    from search.space import possible_values
+
+    out = []
+    if cfg.data.format == "pairs" and "mse" in possible_values(cfg, "train.loss"):
+        out.append(("train.loss", ("mse regresses each text's score, so it needs data.format scores or labels, "
+                                   "but data.format is pairs")))
+    return out
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
