@@ -46,7 +46,8 @@ class DataConfig:
     fold: int = 0
     """Which fold validates (0-based); the others train."""
     split: Literal["auto", "components", "texts"] = "auto"
-    """How texts go to folds: by connected component, by text (dropping crossing votes), or auto."""
+    """How pair votes' texts go to folds: by connected component, by text (dropping crossing votes), or
+    auto. (Scored and labelled texts are split by text, or by group_column.)"""
     split_seed: int = 42
     """Seed of the fold assignment (and of max_votes' subsample)."""
     max_votes: int | None = None
@@ -83,8 +84,10 @@ class DataConfig:
                     out.append((f"label_weights.{column}", f"must be a number, got {weight!r}"))
         elif self.label_weights:
             out.append(("label_weights", f"only used with format labels, but format is {self.format}"))
+        if self.format != "pairs" and self.max_votes is not None:
+            out.append(("max_votes", f"subsamples pair votes; with format {self.format} use data.max_texts"))
         if self.format == "pairs":
-            for key in ("template", "group_column"):
+            for key in ("template", "group_column", "max_texts"):
                 if getattr(self, key) is not None:
                     out.append((key, "only used with format scores or labels (pair votes are split by text)"))
         if self.template is not None:

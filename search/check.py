@@ -24,7 +24,7 @@ def describe(cfg: PairtuneConfig, prepared: PreparedData) -> str:
         ]
     else:
         data_lines = [
-            f"texts:        {d['unique_texts']} unique {d['format']} texts, split by {d['split_method']} before pairs are derived",
+            f"texts:        {d['unique_texts']} unique texts (data.format {d['format']}), split by {d['split_method']} before pairs are derived",
             (f"fold:         {d['fold']} of {d['folds']}: {d['train_texts']} train texts ({d['train_votes']} derived pairs), "
              f"{d['val_texts']} validation texts ({d['val_votes']} derived pairs)"),
         ]

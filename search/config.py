@@ -32,9 +32,10 @@ class SearchConfig:
     storage_path: str = "~/pairtune_results"
     """Where experiments are written (local directory, or s3:// / gs:// for clusters)."""
     metric: str = "val/agreement"
-    """What the search maximises; pairwise agreement on the validation fold (the only one for now)."""
+    """What the search optimises: val/agreement (pairwise agreement on the validation fold), val/loss,
+    or, for scored data (data.format scores/labels), val/pearson or val/spearman."""
     mode: str = "max"
-    """max: agreement is better when higher."""
+    """max for agreement and correlations, min for val/loss."""
     num_samples: int = 8
     """Trials to run."""
     max_concurrent_trials: int = 2
@@ -65,13 +66,14 @@ class SearchConfig:
     """First trials to run, as {section.key: value} (e.g. a known good config)."""
 
     def problems(self) -> list[tuple[str, str]]:
-        from model.ranker import AGREEMENT, MODE
+        from model.ranker import METRIC_MODES
 
         out = []
-        if self.metric != AGREEMENT:
-            out.append(("metric", f"only {AGREEMENT} can be searched (reported also: val/loss), got {self.metric!r}"))
-        elif self.mode != MODE:
-            out.append(("mode", f"{AGREEMENT} is better when higher, so mode must be {MODE!r}, got {self.mode!r}"))
+        if self.metric not in METRIC_MODES:
+            out.append(("metric", f"must be one of {list(METRIC_MODES)}, got {self.metric!r}"))
+        elif self.mode != METRIC_MODES[self.metric]:
+            better = "higher" if METRIC_MODES[self.metric] == "max" else "lower"
+            out.append(("mode", f"{self.metric} is better when {better}, so mode must be {METRIC_MODES[self.metric]!r}, got {self.mode!r}"))
         for key in ("num_samples", "max_concurrent_trials", "cpus_per_trial", "grace_period"):
             if getattr(self, key) <= 0:
                 out.append((key, f"must be positive, got {getattr(self, key)}"))
@@ -218,6 +220,11 @@ def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
     if cfg.data.format == "pairs" and "mse" in possible_values(cfg, "train.loss"):
         out.append(("train.loss", ("mse regresses each text's score, so it needs data.format scores or labels, "
                                    "but data.format is pairs")))
+    from model.ranker import SCORED_METRICS
+
+    if cfg.data.format == "pairs" and cfg.search.metric in SCORED_METRICS:
+        out.append(("search.metric", f"{cfg.search.metric} correlates predicted with true scores, so it needs "
+                                     "data.format scores or labels, but data.format is pairs"))
     return out
 
 

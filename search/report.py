@@ -260,7 +260,7 @@ def _safe_name(key: str) -> str:
 def _html_page(run: Path, cfg: PairtuneConfig, board: pd.DataFrame, sections: list[tuple[str, str | None, str]]) -> str:
     metric = cfg.search.metric
     scored = board.dropna(subset=["best_value"])
-    outcomes = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in board["outcome"].value_counts().items())
+    outcomes = ", ".join(f"{n} {_style(o)[1]}" for o, n in board["outcome"].value_counts().items())
     best = (
         f"best {html.escape(metric)} {scored['best_value'].iloc[0]:.4f} (trial {html.escape(str(scored['trial_id'].iloc[0]))})"
         if len(scored) else "no trial has reported a result yet"
@@ -282,7 +282,7 @@ def _html_page(run: Path, cfg: PairtuneConfig, board: pd.DataFrame, sections: li
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         else:
             parts.append(f"<p class='note'>{html.escape(caption)}</p>")
-    table = board.rename(columns={"best_value": f"best {metric}"})
+    table = board.drop(columns=["best_value"])  # the leaderboard has the metric's own column
     parts.append("<h2>Leaderboard</h2>")
     parts.append(table.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.4g}", border=0))
     parts.append("</body></html>")

@@ -171,7 +171,7 @@ def test_check_summarises_scored_data(tmp_path):
     }))
     out = subprocess.run([sys.executable, "-m", "search.cli", "check", str(config)], check=False, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "texts:        300 unique labels texts" in out.stdout
+    assert "texts:        300 unique texts (data.format labels), split by texts" in out.stdout
     cfg = load_config(config)
     _, split = load_split(cfg)
     assert f"{len(split.val_votes)} derived pairs)" in out.stdout
