@@ -223,8 +223,8 @@ def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
     from model.ranker import SCORED_METRICS
 
     if cfg.data.format == "pairs" and cfg.search.metric in SCORED_METRICS:
-        out.append(("search.metric", f"{cfg.search.metric} correlates predicted with true scores, so it needs "
-                                     "data.format scores or labels, but data.format is pairs"))
+        out.append(("search.metric", (f"{cfg.search.metric} correlates predicted with true scores, so it needs "
+                                      "data.format scores or labels, but data.format is pairs")))
     return out
 
 

@@ -177,6 +177,7 @@ def plot_progress(curves: dict[str, pd.DataFrame], board: pd.DataFrame, metric: 
                     label=None if "ASHA stop" in seen else "ASHA stop")
             seen.add("ASHA stop")
         ax.annotate(trial_id, (last["wall_s"], last[metric]), textcoords="offset points", xytext=(4, 2), fontsize=7, alpha=0.7)
+    ax.set_xlim(left=0)  # the gap before the first point is each trial's start-up
     ax.set_xlabel("wall time since the search started (s)")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} of every trial over time")
@@ -189,14 +190,15 @@ def plot_progress(curves: dict[str, pd.DataFrame], board: pd.DataFrame, metric: 
 
 def plot_best_so_far(progress: pd.DataFrame, metric: str, path: Path) -> None:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     ax.scatter(progress["compute_epochs"], progress["value"], s=12, color="tab:gray", alpha=0.5, label="each result")
     ax.step(progress["compute_epochs"], progress["best"], where="post", color="tab:red", linewidth=2, label="best so far")
     ax.set_xlabel("compute spent: epochs trained, summed over all trials")
     ax.set_ylabel(metric)
     ax.set_title(f"best {metric} so far against compute")
+    ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
