@@ -141,13 +141,14 @@ def test_training_on_scored_ruddit_logs_pearson_and_spearman(tiny_backbone, loss
 
     cfg = parse_config({
         "data": {"pairs": str(shared("ruddit_scores.csv")), "format": "scores", "score_column": "offensiveness_score",
-                 "max_texts": 400, "folds": 4, "max_length": 32},
+                 "max_texts": 240, "max_train_votes": 256, "folds": 4, "max_length": 32},
         "model": {"backbone": tiny_backbone},
         "train": {"epochs": 1, "batch_size": 32, "loss": loss, "lr": 1e-3},
     })
     prepared = prepare_data(cfg)
     data = prepared.fold_data(cfg)
-    assert prepared.summary()["train_texts"] == len(data.train_texts) == 300
+    assert prepared.summary()["train_texts"] == len(data.train_texts) == 180
+    assert len(data.train_less) == 256 and len(data.val_less) > 100
     seen = []
     module, _ = fit(cfg.model, cfg.train, data, 32, lambda r, m: seen.append(dict(m.trainer.callback_metrics)))
     metrics = {k: float(v) for k, v in seen[-1].items()}
