@@ -177,6 +177,7 @@ def plot_progress(curves: dict[str, pd.DataFrame], board: pd.DataFrame, metric: 
                     label=None if "ASHA stop" in seen else "ASHA stop")
             seen.add("ASHA stop")
         ax.annotate(trial_id, (last["wall_s"], last[metric]), textcoords="offset points", xytext=(4, 2), fontsize=7, alpha=0.7)
+    ax.margins(x=0.08)  # room for the trial labels at the right
     ax.set_xlim(left=0)  # the gap before the first point is each trial's start-up
     ax.set_xlabel("wall time since the search started (s)")
     ax.set_ylabel(metric)
