@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+FORMATS = ("pairs", "scores", "labels")
 
 
 @dataclass
 class DataConfig:
     pairs: str = "demo"
-    """CSV of pair votes (a path, relative to the config file), or `demo` for the bundled demo data."""
+    """The data CSV (a path, relative to the config file): pair votes, scored texts or labelled texts
+    as `format` says; `demo` is the bundled demo votes."""
+    format: Literal["pairs", "scores", "labels"] = "pairs"
+    """pairs: annotator votes (less_column, more_column). scores: a text and a number per row
+    (text_column, score_column). labels: a text and 0/1 (or numeric) label columns per row, scored as
+    the weighted sum given by label_weights. For scores and labels, training and validation pairs are
+    derived from the scores inside each fold."""
+    text_column: str = "text"
+    """scores/labels: column holding the text (ignored when `template` is set)."""
+    score_column: str = "score"
+    """scores: column holding the score (higher = ranks above)."""
+    label_weights: dict = field(default_factory=dict)
+    """labels: {label column: weight}; a row's score is the sum of weight * label, e.g.
+    {toxic: 1, severe_toxic: 2, obscene: 1, threat: 1.5, insult: 1, identity_hate: 1.5}."""
+    template: str | None = None
+    """scores/labels: build the model's text from several columns, e.g. "{context} [SEP] {anchor} [SEP] {target}"."""
+    group_column: str | None = None
+    """scores/labels: keep all rows of a group (e.g. a patent's anchor) in one fold."""
+    pairs_per_text: int = 5
+    """scores/labels: partners drawn per text when deriving pairs (each unordered pair kept once)."""
+    min_score_gap: float = 0.0
+    """scores/labels: derive a pair only when the two scores differ by more than this (equal scores never pair)."""
+    pair_seed: int = 0
+    """scores/labels: seed of the pair derivation."""
+    max_texts: int | None = None
+    """scores/labels: use a seeded random subset of this many texts (fast iteration); null = all."""
     less_column: str = "less_toxic"
     """Column holding the text the annotator ranked lower."""
     more_column: str = "more_toxic"
@@ -19,7 +46,8 @@ class DataConfig:
     fold: int = 0
     """Which fold validates (0-based); the others train."""
     split: Literal["auto", "components", "texts"] = "auto"
-    """How texts go to folds: by connected component, by text (dropping crossing votes), or auto."""
+    """How pair votes' texts go to folds: by connected component, by text (dropping crossing votes), or
+    auto. (Scored and labelled texts are split by text, or by group_column.)"""
     split_seed: int = 42
     """Seed of the fold assignment (and of max_votes' subsample)."""
     max_votes: int | None = None
@@ -40,8 +68,33 @@ class DataConfig:
             out.append(("fold", f"must be in 0..{self.folds - 1} for {self.folds} folds, got {self.fold}"))
         if self.max_length < 8:
             out.append(("max_length", f"must be at least 8, got {self.max_length}"))
-        for key in ("max_votes", "max_train_votes"):
+        for key in ("max_votes", "max_train_votes", "max_texts"):
             value = getattr(self, key)
             if value is not None and value < 2:
                 out.append((key, f"must be at least 2 (or null), got {value}"))
+        if self.pairs_per_text < 1:
+            out.append(("pairs_per_text", f"must be at least 1, got {self.pairs_per_text}"))
+        if self.min_score_gap < 0:
+            out.append(("min_score_gap", f"must not be negative, got {self.min_score_gap}"))
+        if self.format == "labels":
+            if not self.label_weights:
+                out.append(("label_weights", "format labels needs {label column: weight, ...}"))
+            for column, weight in self.label_weights.items():
+                if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                    out.append((f"label_weights.{column}", f"must be a number, got {weight!r}"))
+        elif self.label_weights:
+            out.append(("label_weights", f"only used with format labels, but format is {self.format}"))
+        if self.format != "pairs" and self.max_votes is not None:
+            out.append(("max_votes", f"subsamples pair votes; with format {self.format} use data.max_texts"))
+        if self.format == "pairs":
+            for key in ("template", "group_column", "max_texts"):
+                if getattr(self, key) is not None:
+                    out.append((key, "only used with format scores or labels (pair votes are split by text)"))
+        if self.template is not None:
+            from data.scores import template_fields
+
+            try:
+                template_fields(self.template)
+            except ValueError as e:
+                out.append(("template", str(e)))
         return out

@@ -28,6 +28,10 @@ class FoldData:
     train_more: np.ndarray
     val_less: np.ndarray
     val_more: np.ndarray
+    scores: np.ndarray | None = None
+    """(N,) true score of every text, when the pairs were derived from scored texts."""
+    train_texts: np.ndarray | None = None
+    """Indices into `tokens` of the training texts (pointwise training on scored texts)."""
 
     def val_texts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unique validation texts, and each validation vote's (less, more) position among them."""
@@ -72,6 +76,24 @@ class _TextCollate:
         positions = np.asarray(positions)
         input_ids, mask = self.tokens.batch(self.texts[positions], self.max_length)
         return {"input_ids": input_ids, "attention_mask": mask, "position": torch.from_numpy(positions)}
+
+
+class _ScoredTextCollate:
+    """Training texts -> one batch for pointwise regression: their tokens (chunked like votes) and scores."""
+
+    def __init__(self, data: FoldData, max_length: int, texts_per_forward: int | None = None):
+        self.data, self.max_length, self.texts_per_forward = data, max_length, texts_per_forward
+
+    def __call__(self, positions: list[int]) -> dict:
+        texts = self.data.train_texts[np.asarray(positions)]
+        if self.texts_per_forward and len(texts) > self.texts_per_forward:
+            texts = texts[np.argsort(-self.data.tokens.lengths_at(self.max_length)[texts], kind="stable")]
+            step = self.texts_per_forward
+            batch = {"chunks": [self.data.tokens.batch(texts[i : i + step], self.max_length) for i in range(0, len(texts), step)]}
+        else:
+            batch = dict(zip(("input_ids", "attention_mask"), self.data.tokens.batch(texts, self.max_length)))
+        batch["targets"] = torch.from_numpy(self.data.scores[texts])
+        return batch
 
 
 class LengthGroupedBatches(Sampler):
@@ -121,6 +143,22 @@ def train_loader(
         range(len(data.train_less)), batch_size=batch_size, shuffle=True, generator=generator,
         collate_fn=collate, num_workers=0,
     )
+
+
+def scored_text_loader(
+    data: FoldData, batch_size: int, max_length: int, seed: int, length_grouping: bool = True,
+    texts_per_forward: int | None = None,
+) -> DataLoader:
+    """Batches of training texts with their scores (train.loss mse), shuffled like vote batches."""
+    if data.train_texts is None or data.scores is None:
+        raise ValueError("pointwise training needs scored texts (data.format scores or labels)")
+    collate = _ScoredTextCollate(data, max_length, texts_per_forward)
+    items = range(len(data.train_texts))
+    if length_grouping:
+        sampler = LengthGroupedBatches(data.tokens.lengths_at(max_length)[data.train_texts], batch_size, seed)
+        return DataLoader(items, batch_sampler=sampler, collate_fn=collate, num_workers=0)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(items, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=collate, num_workers=0)
 
 
 def text_loader(tokens: TokenizedTexts, texts: np.ndarray, batch_size: int, max_length: int) -> DataLoader:

@@ -32,6 +32,7 @@ class PairVotes:
 
     texts: the unique texts, in order of first appearance.
     less, more: (V,) int64 indices into `texts`, one entry per vote (repeats and conflicts kept).
+    Votes derived from scored texts (data/scores.py) also carry the scores and the text folds.
     """
 
     texts: list[str]
@@ -39,6 +40,10 @@ class PairVotes:
     more: np.ndarray
     source: str
     identical_dropped: int = 0
+    scores: np.ndarray | None = None
+    """(N,) each text's score, when the votes were derived from scored texts (data.format scores/labels)."""
+    text_fold: np.ndarray | None = None
+    """(N,) each text's fold, when folds were made before the pairs were derived."""
 
     @property
     def n_votes(self) -> int:

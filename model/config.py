@@ -25,8 +25,9 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    loss: Literal["margin", "logistic"] = "margin"
-    """Pairwise loss: margin ranking (hinge) or logistic (RankNet)."""
+    loss: Literal["margin", "logistic", "mse"] = "margin"
+    """Pairwise loss: margin ranking (hinge) or logistic (RankNet); or mse, pointwise regression of
+    each text's score (data.format scores or labels only; batches are then texts, not votes)."""
     margin: float = 0.5
     """Margin of the margin ranking loss."""
     lr: float = 1e-4
@@ -34,7 +35,7 @@ class TrainConfig:
     weight_decay: float = 1e-6
     """AdamW weight decay (not applied to biases and LayerNorm weights)."""
     batch_size: int = 32
-    """Votes per optimizer micro-batch."""
+    """Votes per optimizer micro-batch (texts, for the pointwise mse loss)."""
     length_grouping: bool = True
     """Batch votes of similar length together (far less padding); false = plain shuffling."""
     texts_per_forward: int | None = 16

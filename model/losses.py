@@ -1,11 +1,14 @@
-"""Pairwise losses and the agreement metric: pure functions over scores."""
+"""Pairwise losses, the agreement metric and correlations: pure functions over scores."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 LOSSES = ("margin", "logistic")
+POINTWISE_LOSSES = ("mse",)  # regression on each text's score (scored data only)
 
 
 def margin_ranking_loss(more: torch.Tensor, less: torch.Tensor, margin: float) -> torch.Tensor:
@@ -37,3 +40,20 @@ def pairwise_agreement(scores: torch.Tensor, less: torch.Tensor, more: torch.Ten
     if len(less) == 0:
         raise ValueError("no votes to compute agreement on")
     return (scores[more] > scores[less]).double().mean().item()
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    return pd.Series(x).rank(method="average").to_numpy()
+
+
+def pearson(pred: np.ndarray, target: np.ndarray) -> float:
+    """Pearson correlation; 0.0 when either side is constant (a constant scorer orders nothing)."""
+    pred, target = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if len(pred) < 2 or pred.std() == 0 or target.std() == 0:
+        return 0.0
+    return float(np.corrcoef(pred, target)[0, 1])
+
+
+def spearman(pred: np.ndarray, target: np.ndarray) -> float:
+    """Spearman rank correlation (Pearson of average ranks, so ties are handled as scipy does)."""
+    return pearson(_ranks(np.asarray(pred, dtype=np.float64)), _ranks(np.asarray(target, dtype=np.float64)))

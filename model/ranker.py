@@ -11,13 +11,19 @@ from torch import nn
 
 from model.backbone import load_encoder
 from model.config import ModelConfig, TrainConfig
-from model.losses import pairwise_agreement, pairwise_loss
+from model.losses import pairwise_agreement, pairwise_loss, pearson, spearman
 
 # Metric names and modes, shared by logging, Tune reporting, ASHA, Optuna and the tests.
 AGREEMENT = "val/agreement"
 VAL_LOSS = "val/loss"
 TRAIN_LOSS = "train/loss"
 MODE = "max"
+# Logged as well when the pairs were derived from scored texts (data.format scores or labels).
+PEARSON = "val/pearson"
+SPEARMAN = "val/spearman"
+# Every metric a search may optimise, and whether higher is better.
+METRIC_MODES = {AGREEMENT: "max", PEARSON: "max", SPEARMAN: "max", VAL_LOSS: "min"}
+SCORED_METRICS = (PEARSON, SPEARMAN)
 
 
 def lr_lambda(schedule: str, total_steps: int, warmup_steps: int, floor: float):
@@ -50,12 +56,16 @@ class PairwiseRanker(pl.LightningModule):
         self.dropout = nn.Dropout(model.dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, 1)
         self.val_less = self.val_more = None
+        self.val_targets: np.ndarray | None = None
         self._val_scores: torch.Tensor | None = None
         self.train()  # from_pretrained returns the encoder in eval mode, which would switch off its dropout
 
-    def set_validation_votes(self, n_texts: int, less: np.ndarray, more: np.ndarray) -> None:
+    def set_validation_votes(self, n_texts: int, less: np.ndarray, more: np.ndarray, targets: np.ndarray | None = None) -> None:
+        """targets: (n_texts,) true scores of the validation texts, when known: then Pearson and
+        Spearman are logged too (and mse's validation loss is the regression error)."""
         self.n_val_texts = n_texts
         self.val_less, self.val_more = torch.from_numpy(less), torch.from_numpy(more)
+        self.val_targets = None if targets is None else np.asarray(targets, dtype=np.float32)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
@@ -76,10 +86,15 @@ class PairwiseRanker(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         scores = self._step_scores(batch)  # (U,) one per unique text in the batch
-        loss = pairwise_loss(self.train_cfg.loss, scores[batch["more"]], scores[batch["less"]], self.train_cfg.margin)
+        if "targets" in batch:  # pointwise regression (train.loss mse): a batch of texts with scores
+            loss = torch.nn.functional.mse_loss(scores.float(), batch["targets"].float())
+            n = len(batch["targets"])
+        else:
+            loss = pairwise_loss(self.train_cfg.loss, scores[batch["more"]], scores[batch["less"]], self.train_cfg.margin)
+            n = len(batch["less"])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step} (lr {self.train_cfg.lr:g})")
-        self.log(TRAIN_LOSS, loss, prog_bar=True, batch_size=len(batch["less"]))
+        self.log(TRAIN_LOSS, loss, prog_bar=True, batch_size=n)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -93,9 +108,17 @@ class PairwiseRanker(pl.LightningModule):
         if torch.isnan(scores).any():
             raise RuntimeError("some validation texts were not scored")
         less, more = self.val_less.to(scores.device), self.val_more.to(scores.device)
-        loss = pairwise_loss(self.train_cfg.loss, scores[more], scores[less], self.train_cfg.margin)
+        if self.train_cfg.loss == "mse":
+            targets = torch.from_numpy(self.val_targets).to(scores.device)
+            loss = torch.nn.functional.mse_loss(scores.float(), targets)
+        else:
+            loss = pairwise_loss(self.train_cfg.loss, scores[more], scores[less], self.train_cfg.margin)
         self.log(AGREEMENT, pairwise_agreement(scores, less, more), prog_bar=True)
         self.log(VAL_LOSS, loss, prog_bar=True)
+        if self.val_targets is not None:
+            predicted = scores.detach().float().cpu().numpy()
+            self.log(PEARSON, pearson(predicted, self.val_targets), prog_bar=True)
+            self.log(SPEARMAN, spearman(predicted, self.val_targets))
 
     def configure_optimizers(self):
         cfg = self.train_cfg

@@ -7,16 +7,17 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 import torch
 
-from data.loaders import FoldData, text_loader, train_loader
+from data.loaders import FoldData, scored_text_loader, text_loader, train_loader
 from model.config import ModelConfig, TrainConfig
+from model.losses import POINTWISE_LOSSES
 from model.precision import cuda_usable, resolve_precision
-from model.ranker import AGREEMENT, MODE, VAL_LOSS, PairwiseRanker
+from model.ranker import AGREEMENT, METRIC_MODES, VAL_LOSS, PairwiseRanker
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +34,30 @@ class ValidationResult:
     best_agreement: float
     final: bool  # no more training follows (last step, or early stopping fired)
     startup_s: float  # from the start of the run (e.g. of the trial) to the first optimizer step
+    monitor: str = AGREEMENT  # the metric is_best and best_value follow
+    value: float = math.nan  # this validation's value of `monitor`
+    best_value: float = math.nan
+    metrics: dict = field(default_factory=dict)  # every val/* metric of this validation
 
 
 class ValidationCallback(pl.Callback):
     """Hands every validation result to `on_result` (save a checkpoint, report to Tune, ...)."""
 
-    def __init__(self, steps_per_epoch: int, on_result: Callable[[ValidationResult, PairwiseRanker], None], started_at: float):
+    def __init__(self, steps_per_epoch: int, on_result: Callable[[ValidationResult, PairwiseRanker], None], started_at: float,
+                 monitor: str = AGREEMENT):
         self.steps_per_epoch, self.on_result, self.started_at = steps_per_epoch, on_result, started_at
-        self.best = -math.inf
+        self.monitor, self.sign = monitor, 1.0 if METRIC_MODES[monitor] == "max" else -1.0
+        self.best = -math.inf  # best of sign * monitor: higher is always better here
+        self.best_agreement = -math.inf
         self.history: list[ValidationResult] = []
         self.startup_s = math.nan
 
     def state_dict(self) -> dict:  # saved in Lightning checkpoints, so a resumed run knows its best
-        return {"best": self.best}
+        return {"best": self.best, "best_agreement": self.best_agreement}
 
     def load_state_dict(self, state: dict) -> None:
         self.best = state["best"]
+        self.best_agreement = state.get("best_agreement", self.best if self.monitor == AGREEMENT else -math.inf)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if math.isnan(self.startup_s) and trainer.global_step >= 1:
@@ -59,24 +68,31 @@ class ValidationCallback(pl.Callback):
             return
         metrics = trainer.callback_metrics
         agreement = float(metrics[AGREEMENT])
-        is_best = agreement > self.best
-        self.best = max(self.best, agreement)
+        value = float(metrics[self.monitor])
+        is_best = self.sign * value > self.best
+        self.best = max(self.best, self.sign * value)
+        self.best_agreement = max(self.best_agreement, agreement)
         result = ValidationResult(
             agreement=agreement,
             val_loss=float(metrics[VAL_LOSS]),
             epoch=round(trainer.global_step / self.steps_per_epoch, 4),
             step=trainer.global_step,
             is_best=is_best,
-            best_agreement=self.best,
+            best_agreement=self.best_agreement,
             final=trainer.should_stop or trainer.global_step >= trainer.estimated_stepping_batches,
             startup_s=round(self.startup_s, 3),
+            monitor=self.monitor,
+            value=value,
+            best_value=self.sign * self.best,
+            metrics={k: float(v) for k, v in metrics.items() if k.startswith("val/")},
         )
         self.history.append(result)
         self.on_result(result, module)
 
 
-def steps_per_epoch(n_train_votes: int, cfg: TrainConfig) -> int:
-    batches = math.ceil(n_train_votes / cfg.batch_size)
+def steps_per_epoch(n_train_items: int, cfg: TrainConfig) -> int:
+    """Optimizer steps per epoch over n training votes (or texts, for a pointwise loss)."""
+    batches = math.ceil(n_train_items / cfg.batch_size)
     return max(1, math.ceil(batches / cfg.accumulate_grad_batches))
 
 
@@ -110,10 +126,13 @@ def fit(
     use_gpu: bool | None = None,
     started_at: float | None = None,
     resume_from: str | None = None,
+    monitor: str = AGREEMENT,
 ) -> tuple[PairwiseRanker, ValidationCallback]:
     """Train on data's training votes, validating (and calling on_result) at least once per epoch.
     With no validation votes (a final model on all votes) it trains for train_cfg.epochs and never
     validates, so on_result is never called.
+
+    monitor: the validation metric that decides the best epoch and early stopping (search.metric).
 
     started_at: time.perf_counter() when the run began (default: now), for the start-up time.
     resume_from: a Lightning checkpoint (see save_resume_state) to continue from.
@@ -122,19 +141,21 @@ def fit(
     pl.seed_everything(train_cfg.seed, workers=True, verbose=False)
     on_cuda = cuda_usable() if use_gpu is None else (use_gpu and cuda_usable())
     precision = resolve_precision(train_cfg.precision, on_cuda)
-    train_dl = train_loader(
+    pointwise = train_cfg.loss in POINTWISE_LOSSES
+    make_loader = scored_text_loader if pointwise else train_loader
+    train_dl = make_loader(
         data, train_cfg.batch_size, max_length, train_cfg.seed, train_cfg.length_grouping, train_cfg.texts_per_forward
     )
     validate = len(data.val_less) > 0
     texts, val_less, val_more = data.val_texts()
     val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length) if validate else None
-    per_epoch = steps_per_epoch(len(data.train_less), train_cfg)
+    per_epoch = steps_per_epoch(len(data.train_texts) if pointwise else len(data.train_less), train_cfg)
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
-    module.set_validation_votes(len(texts), val_less, val_more)
-    tracker = ValidationCallback(per_epoch, on_result, started_at)
+    module.set_validation_votes(len(texts), val_less, val_more, None if data.scores is None else data.scores[texts])
+    tracker = ValidationCallback(per_epoch, on_result, started_at, monitor)
     callbacks: list[pl.Callback] = []
     if train_cfg.early_stopping_patience and validate:  # before the tracker, so it sees should_stop already set
-        callbacks.append(pl.callbacks.EarlyStopping(AGREEMENT, mode=MODE, patience=train_cfg.early_stopping_patience))
+        callbacks.append(pl.callbacks.EarlyStopping(monitor, mode=METRIC_MODES[monitor], patience=train_cfg.early_stopping_patience))
     callbacks.append(tracker)
     val_interval = 1.0
     if train_cfg.val_every_n_steps and validate:

@@ -16,12 +16,22 @@ def check(cfg: PairtuneConfig, address: str | None = None) -> PreparedData:
 
 def describe(cfg: PairtuneConfig, prepared: PreparedData) -> str:
     d, s = prepared.summary(), cfg.search
+    if d.get("format", "pairs") == "pairs":
+        data_lines = [
+            f"votes:        {d['votes']} over {d['unique_texts']} unique texts ({d['identical_rows_dropped']} rows with identical texts dropped)",
+            (f"fold:         {d['fold']} of {d['folds']} ({d['split_method']} split): {d['train_votes']} train votes, "
+             f"{d['val_votes']} validation votes, {d['votes_dropped_crossing_folds']} votes dropped crossing folds"),
+        ]
+    else:
+        data_lines = [
+            f"texts:        {d['unique_texts']} unique texts (data.format {d['format']}), split by {d['split_method']} before pairs are derived",
+            (f"fold:         {d['fold']} of {d['folds']}: {d['train_texts']} train texts ({d['train_votes']} derived pairs), "
+             f"{d['val_texts']} validation texts ({d['val_votes']} derived pairs)"),
+        ]
     lines = [
         f"config:       {cfg.source}",
         f"data:         {d['source']}",
-        f"votes:        {d['votes']} over {d['unique_texts']} unique texts ({d['identical_rows_dropped']} rows with identical texts dropped)",
-        f"fold:         {d['fold']} of {d['folds']} ({d['split_method']} split): {d['train_votes']} train votes, "
-        f"{d['val_votes']} validation votes, {d['votes_dropped_crossing_folds']} votes dropped crossing folds",
+        *data_lines,
         f"tokenised:    {len(prepared.tokens)} variant(s) (backbone x lowercase), max_length {max(t.max_length for t in prepared.tokens.values())}",
         f"trials:       {s.num_samples}, {s.max_concurrent_trials} at a time, {s.cpus_per_trial:g} CPU + {s.gpus_per_trial:g} GPU each",
         f"searcher:     {s.searcher} (seed {s.seed}), scheduler {s.scheduler}"

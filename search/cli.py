@@ -192,6 +192,16 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from search.report import report_run
+
+    report = report_run(args.run, args.out)
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"report: {report.index} ({len(report.plots)} plots)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pairtune", description="Hyperparameter search for transformer text rankers trained on pair votes.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -238,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
     p.add_argument("--out", default=None, help="output directory (default: RUN/export)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="write an HTML report with plots of a search run (progress, best so far, importances)",
+                       description="Plot a search run: every trial's metric over time with ASHA's stops, the best so far "
+                                   "against compute, parameter importances (fANOVA) and the metric against each parameter.")
+    p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
+    p.add_argument("--out", default=None, help="output directory (default: RUN/report)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -32,9 +32,10 @@ class SearchConfig:
     storage_path: str = "~/pairtune_results"
     """Where experiments are written (local directory, or s3:// / gs:// for clusters)."""
     metric: str = "val/agreement"
-    """What the search maximises; pairwise agreement on the validation fold (the only one for now)."""
+    """What the search optimises: val/agreement (pairwise agreement on the validation fold), val/loss,
+    or, for scored data (data.format scores/labels), val/pearson or val/spearman."""
     mode: str = "max"
-    """max: agreement is better when higher."""
+    """max for agreement and correlations, min for val/loss."""
     num_samples: int = 8
     """Trials to run."""
     max_concurrent_trials: int = 2
@@ -76,13 +77,14 @@ class SearchConfig:
     """First trials to run, as {section.key: value} (e.g. a known good config)."""
 
     def problems(self) -> list[tuple[str, str]]:
-        from model.ranker import AGREEMENT, MODE
+        from model.ranker import METRIC_MODES
 
         out = []
-        if self.metric != AGREEMENT:
-            out.append(("metric", f"only {AGREEMENT} can be searched (reported also: val/loss), got {self.metric!r}"))
-        elif self.mode != MODE:
-            out.append(("mode", f"{AGREEMENT} is better when higher, so mode must be {MODE!r}, got {self.mode!r}"))
+        if self.metric not in METRIC_MODES:
+            out.append(("metric", f"must be one of {list(METRIC_MODES)}, got {self.metric!r}"))
+        elif self.mode != METRIC_MODES[self.metric]:
+            better = "higher" if METRIC_MODES[self.metric] == "max" else "lower"
+            out.append(("mode", f"{self.metric} is better when {better}, so mode must be {METRIC_MODES[self.metric]!r}, got {self.mode!r}"))
         for key in ("num_samples", "max_concurrent_trials", "cpus_per_trial", "grace_period"):
             if getattr(self, key) <= 0:
                 out.append((key, f"must be positive, got {getattr(self, key)}"))
@@ -95,8 +97,9 @@ class SearchConfig:
         for key in ("time_budget_s", "epoch_budget"):
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 out.append((key, f"must be positive or null, got {getattr(self, key)}"))
-        if self.target is not None and not 0 < self.target <= 1:
-            out.append(("target", f"is a {AGREEMENT} value, between 0 and 1 (or null), got {self.target}"))
+        low, high = (0.0, float("inf")) if self.metric == "val/loss" else (-1.0, 1.0)
+        if self.target is not None and not low < self.target <= high:
+            out.append(("target", f"is a {self.metric} value, in ({low:g}, {high:g}] (or null), got {self.target}"))
         if self.max_failures < 0:
             out.append(("max_failures", f"must not be negative, got {self.max_failures}"))
         if self.n_startup_trials < 0:
@@ -220,9 +223,27 @@ def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
         problems += found
     cfg = PairtuneConfig(**built, source=source)
     problems += space_problems(cfg)
+    if not problems:
+        problems += cross_section_problems(cfg)
     if problems:
         raise ConfigError([f"{source}: {key}: {msg}" for key, msg in problems])
     return cfg
+
+
+def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
+    """Rules that tie keys of different sections together (over every value the search can sample)."""
+    from search.space import possible_values
+
+    out = []
+    if cfg.data.format == "pairs" and "mse" in possible_values(cfg, "train.loss"):
+        out.append(("train.loss", ("mse regresses each text's score, so it needs data.format scores or labels, "
+                                   "but data.format is pairs")))
+    from model.ranker import SCORED_METRICS
+
+    if cfg.data.format == "pairs" and cfg.search.metric in SCORED_METRICS:
+        out.append(("search.metric", (f"{cfg.search.metric} correlates predicted with true scores, so it needs "
+                                      "data.format scores or labels, but data.format is pairs")))
+    return out
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from model.ranker import AGREEMENT, MODE
+from model.ranker import AGREEMENT, METRIC_MODES
 from search.baseline import read_baseline
 from search.budget import ended_by
 from search.config import ConfigError, PairtuneConfig, with_params
@@ -43,9 +43,18 @@ def _error_message(trial) -> str:
     return lines[-1] if lines else ""
 
 
-def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[str]) -> dict:
+def metric_column(metric: str) -> str:
+    """Leaderboard column of a searched metric other than agreement, e.g. val/pearson -> best_pearson."""
+    return "best_" + metric.split("/")[-1]
+
+
+def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[str], metric: str = AGREEMENT) -> dict:
     row = {"trial_id": trial.trial_id, **{f"param:{k}": v for k, v in trial.config.items()}}
     has = AGREEMENT in frame.columns and len(frame)
+    if metric != AGREEMENT:  # the searched metric leads; agreement over derived pairs follows
+        values = frame[metric].dropna() if metric in frame.columns and len(frame) else pd.Series(dtype=float)
+        best = values.max() if METRIC_MODES[metric] == "max" else values.min()
+        row[metric_column(metric)] = float(best) if len(values) else math.nan
     row["best_agreement"] = float(frame[AGREEMENT].max()) if has else math.nan
     row["last_agreement"] = float(frame[AGREEMENT].iloc[-1]) if has else math.nan
     row["epochs_run"] = float(frame[EPOCH].max()) if has else 0.0
@@ -87,13 +96,16 @@ def leaderboard(run: Path, base: PairtuneConfig):
     """A row per trial, best first, and the ExperimentAnalysis it came from."""
     from ray.tune import ExperimentAnalysis
 
-    analysis = ExperimentAnalysis(str(run), default_metric=AGREEMENT, default_mode=MODE)
+    metric = base.search.metric
+    analysis = ExperimentAnalysis(str(run), default_metric=metric, default_mode=base.search.mode)
     frames = analysis.trial_dataframes
     stopped = asha_stops(run)
-    rows = [_trial_row(t, frames.get(t.trial_id, pd.DataFrame()), base.train.epochs, stopped) for t in analysis.trials]
+    rows = [_trial_row(t, frames.get(t.trial_id, pd.DataFrame()), base.train.epochs, stopped, metric) for t in analysis.trials]
     board = pd.DataFrame(rows)
     if len(board):
-        board = board.sort_values("best_agreement", ascending=False, na_position="last").reset_index(drop=True)
+        key = "best_agreement" if metric == AGREEMENT else metric_column(metric)
+        ascending = METRIC_MODES[metric] == "min"
+        board = board.sort_values(key, ascending=ascending, na_position="last").reset_index(drop=True)
     return board, analysis
 
 
@@ -102,7 +114,9 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     run = Path(run).expanduser().resolve()
     base = load_run_config(run)
     board, analysis = leaderboard(run, base)
-    scored = board.dropna(subset=["best_agreement"]) if len(board) else board
+    metric = base.search.metric
+    key = "best_agreement" if metric == AGREEMENT else metric_column(metric)
+    scored = board.dropna(subset=[key]) if len(board) else board
     if not len(scored):
         raise ConfigError([f"{run}: no trial has reported a validation result yet"])
     best = scored.iloc[0]
@@ -113,7 +127,7 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     out = Path(out_dir) if out_dir else run / "export"
     out.mkdir(parents=True, exist_ok=True)
     header = (
-        f"# Best config of {run} (trial {best['trial_id']}, {AGREEMENT} {best['best_agreement']:.4f}).\n"
+        f"# Best config of {run} (trial {best['trial_id']}, {metric} {best[key]:.4f}).\n"
         f"# Train it with: pairtune train {out / BEST_YAML}\n"
         f"# Best checkpoint: {checkpoint_path}\n"
     )
@@ -123,6 +137,8 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
         "run": str(run),
         "best_trial": best["trial_id"],
         "best_agreement": float(best["best_agreement"]),
+        "metric": metric,
+        "best_value": float(best[key]),
         "best_checkpoint": checkpoint_path,
         "trials": len(board),
         "outcomes": board["outcome"].value_counts().to_dict(),

@@ -9,9 +9,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from data import DataError, FoldSplit, PairVotes, TokenizedTexts, make_fold, read_pairs, subsample_votes, tokenize_texts
+import numpy as np
+
+from data import (
+    DataError,
+    FoldSplit,
+    PairVotes,
+    TokenizedTexts,
+    make_fold,
+    read_pairs,
+    subsample_votes,
+    tokenize_texts,
+)
 from data.folds import cap_train_votes
 from data.loaders import FoldData
+from data.scores import read_scored, scored_split, subsample_texts
 from model.backbone import load_tokenizer
 from search.config import PairtuneConfig
 from search.space import possible_values
@@ -24,14 +36,36 @@ class PreparedData:
     votes: PairVotes
     split: FoldSplit
     tokens: dict[tuple[str, bool], TokenizedTexts]  # (backbone, lowercase) -> tokenised texts
+    format: str = "pairs"  # data.format: scored formats' votes are derived pairs
 
     def fold_data(self, cfg: PairtuneConfig) -> FoldData:
         tokens = self.tokens[(cfg.model.backbone, cfg.data.lowercase)]
         train, val = self.split.train_votes, self.split.val_votes
         v = self.votes
-        return FoldData(tokens, v.less[train], v.more[train], v.less[val], v.more[val])
+        if v.scores is None:
+            return FoldData(tokens, v.less[train], v.more[train], v.less[val], v.more[val])
+        train_texts = np.flatnonzero(v.text_fold != self.split.fold)
+        return FoldData(tokens, v.less[train], v.more[train], v.less[val], v.more[val],
+                        scores=v.scores.astype(np.float32), train_texts=train_texts)
 
     def summary(self) -> dict:
+        if self.votes.scores is not None:
+            fold = self.votes.text_fold
+            return {
+                "source": self.votes.source,
+                "format": self.format,
+                "votes": self.votes.n_votes,
+                "unique_texts": len(self.votes.texts),
+                "identical_rows_dropped": 0,
+                "fold": self.split.fold,
+                "folds": self.split.n_folds,
+                "split_method": self.split.method,
+                "train_texts": int((fold != self.split.fold).sum()),
+                "val_texts": int((fold == self.split.fold).sum()),
+                "train_votes": len(self.split.train_votes),
+                "val_votes": len(self.split.val_votes),
+                "votes_dropped_crossing_folds": 0,
+            }
         return {
             "source": self.votes.source,
             "votes": self.votes.n_votes,
@@ -49,6 +83,8 @@ class PreparedData:
 def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
     """Votes and the configured fold; DataError when the fold leaves nothing to train or validate."""
     d = cfg.data
+    if d.format != "pairs":
+        return load_scored_split(cfg)
     votes = read_pairs(d.pairs, d.less_column, d.more_column)
     votes = subsample_votes(votes, d.max_votes, d.split_seed)
     too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
@@ -63,6 +99,24 @@ def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
     return votes, cap_train_votes(split, d.max_train_votes, d.split_seed)
 
 
+def load_scored_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
+    """Scored or labelled texts: texts split into folds first, then pairs derived inside each side."""
+    d = cfg.data
+    scored = subsample_texts(read_scored(d), d.max_texts, d.split_seed)
+    too_few = f"{scored.source}: cannot make {d.folds} folds from {len(scored.texts)} texts"
+    if len(scored.texts) < 2 * d.folds:
+        raise DataError(f"{too_few}; lower data.folds or add rows")
+    try:
+        votes, split = scored_split(scored, d)
+    except ValueError as e:
+        raise DataError(f"{too_few}: {e}") from None
+    for side, got in (("training", split.train_votes), ("validation", split.val_votes)):
+        if len(got) == 0:
+            raise DataError(f"{scored.source}: fold {d.fold} has no {side} pairs: its texts all share one score "
+                            "(or differ by no more than data.min_score_gap)")
+    return votes, cap_train_votes(split, d.max_train_votes, d.split_seed)
+
+
 def prepare_data(cfg: PairtuneConfig) -> PreparedData:
     votes, split = load_split(cfg)
     # Tokenise at the longest max_length any trial can ask for; trials truncate further themselves.
@@ -72,6 +126,6 @@ def prepare_data(cfg: PairtuneConfig) -> PreparedData:
         tokenizer = load_tokenizer(backbone)
         for lowercase in possible_values(cfg, "data.lowercase"):
             tokens[(backbone, lowercase)] = tokenize_texts(votes.texts, tokenizer, max_length, lowercase)
-    prepared = PreparedData(votes, split, tokens)
+    prepared = PreparedData(votes, split, tokens, cfg.data.format)
     log.info("prepared %s", prepared.summary())
     return prepared

@@ -12,7 +12,7 @@ import ray
 from ray import tune
 
 from model.checkpoint import save_checkpoint
-from model.ranker import AGREEMENT, VAL_LOSS
+from model.ranker import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config import PairtuneConfig, with_params
 from search.prepare import PreparedData
@@ -25,7 +25,11 @@ EPOCH = "epoch"  # ASHA's time attribute: fractional epochs, consistent at any r
 
 
 def trial_metrics(r: ValidationResult) -> dict:
+    # Ray ranks checkpoints by this, higher first, whatever the search's mode; a validation that is
+    # not a new best scores below any real value (a negated loss can be far below -1).
+    score = (r.value if METRIC_MODES[r.monitor] == "max" else -r.value) if r.is_best else -1e12
     return {
+        **r.metrics,  # val/pearson, val/spearman when the data is scored
         AGREEMENT: r.agreement,
         VAL_LOSS: r.val_loss,
         EPOCH: r.epoch,
@@ -35,7 +39,7 @@ def trial_metrics(r: ValidationResult) -> dict:
         "startup_s": r.startup_s,
         # Ray keeps the checkpoint with the highest score (and the latest): only a new best epoch
         # scores, so the kept best always holds the model, never a resume-only checkpoint.
-        CHECKPOINT_SCORE: r.agreement if r.is_best else -1.0,
+        CHECKPOINT_SCORE: score,
     }
 
 
@@ -85,5 +89,5 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
         fit(
             trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
             root_dir=trial_dir, logger=logger, use_gpu=cfg.search.gpus_per_trial > 0, started_at=started_at,
-            resume_from=resume,
+            resume_from=resume, monitor=cfg.search.metric,
         )

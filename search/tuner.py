@@ -12,7 +12,7 @@ from pathlib import Path
 
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
-from model.ranker import AGREEMENT, MODE, VAL_LOSS
+from model.ranker import AGREEMENT, VAL_LOSS
 from search.budget import END_FILE, SearchBudget
 from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
 from search.prepare import PreparedData, prepare_data
@@ -121,8 +121,8 @@ def make_searcher(cfg: PairtuneConfig, **tpe_options):
         sampler = optuna.samplers.TPESampler(seed=s.seed, **options)
     return RungAwareOptunaSearch(
         space={d.key: d.to_optuna() for d in dims},
-        metric=AGREEMENT,
-        mode=MODE,
+        metric=s.metric,
+        mode=s.mode,
         points_to_evaluate=[dict(p) for p in s.points_to_evaluate] or None,
         sampler=sampler,
         feedback=s.stopped_trials,
@@ -134,8 +134,8 @@ def make_searcher(cfg: PairtuneConfig, **tpe_options):
 def make_stopper(cfg: PairtuneConfig) -> SearchBudget:
     s = cfg.search
     return SearchBudget(
-        AGREEMENT, EPOCH, str(run_dir(cfg) / END_FILE),
-        time_budget_s=s.time_budget_s, target=s.target, epoch_budget=s.epoch_budget, mode=MODE,
+        s.metric, EPOCH, str(run_dir(cfg) / END_FILE),
+        time_budget_s=s.time_budget_s, target=s.target, epoch_budget=s.epoch_budget, mode=s.mode,
     )
 
 
@@ -165,7 +165,8 @@ def prune_trial_checkpoints(trial_dir: Path) -> None:
 
     dirs = sorted(trial_dir.glob("checkpoint_*"))
     with_model = [d for d in dirs if (d / WEIGHTS).exists()]
-    best = max(with_model, key=lambda d: json.loads((d / METRICS).read_text())[AGREEMENT], default=None)
+    # Only a new best validation saves weights, and it is scored by the search's metric.
+    best = max(with_model, key=lambda d: json.loads((d / METRICS).read_text())[CHECKPOINT_SCORE], default=None)
     for d in dirs:
         if d != best:
             shutil.rmtree(d, ignore_errors=True)
@@ -214,17 +215,20 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
 
     dims = searched_dimensions(cfg)
     trainable = make_trainable(cfg, prepared)
+    columns = {AGREEMENT: "agreement", VAL_LOSS: "val loss", EPOCH: "epoch"}
+    if cfg.search.metric not in columns:
+        columns = {cfg.search.metric: cfg.search.metric.split("/")[-1], **columns}
     reporter = tune.CLIReporter(
-        metric_columns={AGREEMENT: "agreement", VAL_LOSS: "val loss", EPOCH: "epoch"},
+        metric_columns=columns,
         parameter_columns={d.key: d.key.split(".", 1)[-1] for d in dims},
         max_report_frequency=15,
-        sort_by_metric=True,  # metric and mode come from TuneConfig
+        # Not sorted by metric: Ray's sort fails on a trial a budget ended before its first result.
     )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            metric=AGREEMENT,
-            mode=MODE,
+            metric=cfg.search.metric,
+            mode=cfg.search.mode,
             search_alg=make_searcher(cfg),
             scheduler=make_scheduler(cfg),
             num_samples=cfg.search.num_samples,

@@ -50,7 +50,7 @@ CASES = [
          config={"train": {"precision": "16-mixed"}}),
     case("backbone-path-missing", "c.yaml: model.backbone: backbone path ./models/nope does not exist",
          config={"model": {"backbone": "./models/nope"}}),
-    case("metric-mismatch", "c.yaml: search.metric: only val/agreement can be searched", config={"search": {"metric": "val/accuracy"}}),
+    case("metric-mismatch", "c.yaml: search.metric: must be one of ['val/agreement', 'val/pearson'", config={"search": {"metric": "val/accuracy"}}),
     case("mode-mismatch", "c.yaml: search.mode: val/agreement is better when higher, so mode must be 'max'", config={"search": {"mode": "min"}}),
     case("gpus-this-machine-lacks", "c.yaml: search.gpus_per_trial: 1 GPUs per trial, but this machine has 0",
          config={"search": {"gpus_per_trial": 1}}),

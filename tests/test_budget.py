@@ -128,7 +128,7 @@ def test_a_real_search_ends_at_its_target(tmp_path, tiny_backbone, ruddit_pairs)
         "model": {"backbone": tiny_backbone},
         "train": {"epochs": 2, "batch_size": 32, "val_every_n_steps": 10},
         "search": {"name": "target", "storage_path": str(tmp_path / "runs"), "num_samples": 5,
-                   "max_concurrent_trials": 1, "target": 0.05,
+                   "max_concurrent_trials": 2, "target": 0.05,
                    "space": {"train.lr": {"loguniform": [1e-4, 1e-3]}}},
     }
     path = tmp_path / "c.yaml"

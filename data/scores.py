@@ -1,0 +1,202 @@
+"""Scored texts (`text,score`) and multi-label rows (Jigsaw classification), turned into pair votes.
+
+Both formats become one table of unique texts with a score each (a text given several times gets
+the mean of its scores). Folds are made over texts first (by group when `data.group_column` is set),
+and training and validation pairs are then derived inside each side separately, so no pair crosses
+folds and nothing leaks or is dropped. The derived pairs fill the same `PairVotes` the pair-vote
+format uses, so loaders, trainer and search need no change; the scores travel along for pointwise
+losses (`train.loss: mse`) and for Pearson and Spearman on the validation texts.
+
+Derivation: for each text, up to `pairs_per_text` partners are drawn (seeded) from the texts of the
+same side whose score differs by more than `min_score_gap`; equal scores never make a pair. Each
+unordered pair is kept once, ordered low score -> high score.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from data.config import DataConfig
+from data.folds import FoldSplit
+from data.pairs import (
+    DataError,
+    PairVotes,
+    _check_columns,
+    _read_frame,
+    resolve_pairs_path,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoredTexts:
+    """Unique texts with a score each; groups[i] is text i's group label (or None: no grouping)."""
+
+    texts: list[str]
+    scores: np.ndarray
+    groups: np.ndarray | None
+    source: str
+    rows: int
+
+
+def template_fields(template: str) -> list[str]:
+    """Column names a `str.format` template refers to, e.g. "{context} [SEP] {anchor}" -> [context, anchor]."""
+    try:
+        fields = [name for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as e:
+        raise ValueError(f"not a valid template ({e}); write columns as {{column}} and a literal brace as {{{{ or }}}}") from None
+    if any(not f or f.isdigit() for f in fields):
+        raise ValueError("every {} in the template must name a column, e.g. {anchor}")
+    return fields
+
+
+def build_texts(frame: pd.DataFrame, path, cfg: DataConfig) -> np.ndarray:
+    """The model's text of every row: the text column, or the template filled from several columns."""
+    if not cfg.template:
+        _check_columns(frame, path, {"text": cfg.text_column})
+        return frame[cfg.text_column].to_numpy(dtype=object)
+    fields = template_fields(cfg.template)
+    have = [str(c) for c in frame.columns]
+    missing = [f for f in dict.fromkeys(fields) if f not in have]
+    if missing:
+        raise DataError(f"{path}: data.template: column(s) {missing} not in the file; columns are {have}")
+    columns = {f: frame[f].to_numpy(dtype=object) for f in dict.fromkeys(fields)}
+    return np.array([cfg.template.format(**{f: columns[f][i] for f in columns}) for i in range(len(frame))], dtype=object)
+
+
+def _numbers(frame: pd.DataFrame, path, column: str, key: str) -> np.ndarray:
+    values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise DataError(
+            f"{path}: row {bad[0] + 2}: column '{column}' ({key}) must be a number, got "
+            f"{frame[column].iloc[bad[0]]!r} ({len(bad)} such rows)"
+        )
+    return values
+
+
+def read_scored(cfg: DataConfig) -> ScoredTexts:
+    """Read a `scores` or `labels` CSV into unique texts with scores. Raises DataError naming the
+    file, row and column of any problem."""
+    path = resolve_pairs_path(cfg.pairs)
+    frame = _read_frame(path)
+    texts = build_texts(frame, path, cfg)
+    if cfg.format == "scores":
+        _check_columns(frame, path, {"score": cfg.score_column})
+        scores = _numbers(frame, path, cfg.score_column, "data.score_column")
+    else:
+        have = [str(c) for c in frame.columns]
+        missing = [c for c in cfg.label_weights if c not in have]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing} (data.label_weights); columns are {have}")
+        scores = np.zeros(len(frame))
+        for column, weight in cfg.label_weights.items():
+            scores += float(weight) * _numbers(frame, path, column, f"data.label_weights.{column}")
+    if len(frame) == 0:
+        raise DataError(f"{path}: header only, no rows")
+    empty = np.flatnonzero([not str(t).strip() for t in texts])
+    if len(empty):
+        what = "data.template" if cfg.template else f"column '{cfg.text_column}'"
+        raise DataError(f"{path}: row {empty[0] + 2}: empty text ({what}; {len(empty)} such rows)")
+    groups = None
+    if cfg.group_column:
+        _check_columns(frame, path, {"group": cfg.group_column})
+        groups = frame[cfg.group_column].to_numpy(dtype=object)
+    codes, uniques = pd.factorize(texts)
+    n = len(uniques)
+    counts = np.bincount(codes, minlength=n)
+    mean = np.bincount(codes, weights=scores, minlength=n) / counts
+    if (counts > 1).any():
+        log.info("%s: %d texts appear on several rows; each gets the mean of its scores", path, int((counts > 1).sum()))
+    text_groups = None
+    if groups is not None:
+        first = np.full(n, -1)
+        first[codes[::-1]] = np.arange(len(codes))[::-1]  # each text's first row
+        text_groups = groups[first]
+    if len(np.unique(mean)) < 2:
+        raise DataError(f"{path}: every text has the same score ({mean[0]:g}); no pairs can be derived")
+    return ScoredTexts([str(t) for t in uniques], mean, text_groups, str(path), len(frame))
+
+
+def subsample_texts(data: ScoredTexts, max_texts: int | None, seed: int) -> ScoredTexts:
+    if max_texts is None or max_texts >= len(data.texts):
+        return data
+    keep = np.sort(np.random.default_rng(seed).choice(len(data.texts), size=max_texts, replace=False))
+    return ScoredTexts(
+        [data.texts[i] for i in keep], data.scores[keep], None if data.groups is None else data.groups[keep],
+        data.source, data.rows,
+    )
+
+
+def text_folds(data: ScoredTexts, k: int, seed: int) -> tuple[np.ndarray, str]:
+    """Fold of every text: balanced random, or whole groups packed into folds (largest first)."""
+    rng = np.random.default_rng(seed)
+    n = len(data.texts)
+    if data.groups is None:
+        return rng.permutation(np.arange(n) % k), "texts"
+    codes, uniques = pd.factorize(data.groups)
+    if len(uniques) < k:
+        raise ValueError(f"only {len(uniques)} groups in data.group_column for {k} folds")
+    sizes = np.bincount(codes)
+    order = rng.permutation(len(uniques))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    load = np.zeros(k)
+    group_fold = np.empty(len(uniques), dtype=np.int64)
+    for g in order:
+        f = int(np.argmin(load))
+        group_fold[g] = f
+        load[f] += sizes[g]
+    return group_fold[codes], "groups"
+
+
+def derive_pairs(members: np.ndarray, scores: np.ndarray, per_text: int, min_gap: float, seed) -> tuple[np.ndarray, np.ndarray]:
+    """(less, more) pairs among `members` (indices into scores): each member draws up to per_text
+    partners whose score differs by more than min_gap. Deterministic given the seed."""
+    rng = np.random.default_rng(seed)
+    order = members[np.argsort(scores[members], kind="stable")]
+    s = scores[order]
+    # Partners of a text with score x are the sorted texts below x - gap and above x + gap.
+    below = np.searchsorted(s, s - min_gap, side="left")  # count with score < x - gap
+    above = np.searchsorted(s, s + min_gap, side="right")  # first index with score > x + gap
+    pairs = set()
+    m = len(order)
+    for i in range(m):
+        n_valid = int(below[i] + (m - above[i]))
+        if n_valid == 0:
+            continue
+        pick = rng.choice(n_valid, size=min(per_text, n_valid), replace=False)
+        for p in pick.tolist():
+            j = p if p < below[i] else above[i] + (p - below[i])
+            a, b = order[i], order[j]
+            pairs.add((a, b) if scores[a] < scores[b] else (b, a))
+    if not pairs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    arr = np.array(sorted(pairs), dtype=np.int64)
+    return arr[:, 0], arr[:, 1]
+
+
+def scored_split(data: ScoredTexts, cfg: DataConfig) -> tuple[PairVotes, FoldSplit]:
+    """The fold's derived training and validation pairs, over all texts, as PairVotes + FoldSplit."""
+    fold_of, method = text_folds(data, cfg.folds, cfg.split_seed)
+    sides = []
+    for name, members in (("train", np.flatnonzero(fold_of != cfg.fold)), ("val", np.flatnonzero(fold_of == cfg.fold))):
+        seed = [cfg.pair_seed, cfg.fold, 0 if name == "train" else 1]
+        sides.append(derive_pairs(members, data.scores, cfg.pairs_per_text, cfg.min_score_gap, seed))
+    (tl, tm), (vl, vm) = sides
+    votes = PairVotes(
+        texts=data.texts, less=np.concatenate([tl, vl]), more=np.concatenate([tm, vm]), source=data.source,
+        scores=data.scores, text_fold=fold_of,
+    )
+    split = FoldSplit(
+        cfg.fold, cfg.folds, method, train_votes=np.arange(len(tl)), val_votes=np.arange(len(tl), len(tl) + len(vl)),
+        dropped_votes=0,
+    )
+    log.info("%s: %d texts, %s split; derived %d training and %d validation pairs", data.source, len(data.texts),
+             method, len(tl), len(vl))
+    return votes, split

@@ -1,0 +1,102 @@
+"""`pairtune report` on a real (tiny) search run: plots are real PNGs, index.html shows them."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from search.config import parse_config
+from search.report import best_so_far, param_importances, trial_curves
+from search.space import searched_dimensions
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "search.cli", *args], check=False, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_backbone, ruddit_pairs):
+    tmp = tmp_path_factory.mktemp("report")
+    config = {
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 600, "folds": 4, "max_length": 32},
+        "model": {"backbone": tiny_backbone},
+        "train": {"epochs": 2, "batch_size": 32, "val_every_n_steps": 4},
+        "search": {
+            "name": "rep", "storage_path": str(tmp / "runs"), "num_samples": 5, "max_concurrent_trials": 2,
+            "grace_period": 0.5, "reduction_factor": 2, "n_startup_trials": 3,
+            "space": {"train.lr": {"loguniform": [1e-5, 3e-2]}, "train.margin": {"uniform": [0.1, 1.0]},
+                      "train.loss": {"choice": ["margin", "logistic"]}},
+        },
+    }
+    path = tmp / "search.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = cli("search", str(path))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return tmp / "runs" / "rep"
+
+
+@pytest.mark.slow
+def test_report_writes_png_plots_and_an_index_that_shows_them(run_dir, tmp_path):
+    out = cli("report", str(run_dir), "--out", str(tmp_path / "rep"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rep = tmp_path / "rep"
+    expected = ["progress.png", "best_so_far.png", "importances.png",
+                "param_train_lr.png", "param_train_margin.png", "param_train_loss.png"]
+    for name in expected:
+        data = (rep / name).read_bytes()
+        assert data[:8] == PNG_MAGIC, name
+        assert len(data) > 5000, name  # a real figure, not an empty canvas
+    page = (rep / "index.html").read_text()
+    for name in expected:
+        assert f"src='{name}'" in page
+    board = pd.read_csv(run_dir / "export" / "leaderboard.csv")
+    for trial_id in board.trial_id:
+        assert trial_id in page  # the leaderboard table lists every trial
+    importances = json.loads((rep / "report.json").read_text())["importances"]
+    assert set(importances) == {"train.lr", "train.margin", "train.loss"}
+    assert sum(importances.values()) == pytest.approx(1.0)
+    assert str(rep / "index.html") in out.stdout
+
+
+@pytest.mark.slow
+def test_best_so_far_is_monotone_and_sums_the_epochs_trials_reported(run_dir):
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(run_dir), default_metric="val/agreement", default_mode="max")
+    curves = trial_curves(analysis.trial_dataframes, "val/agreement")
+    assert len(curves) == 5
+    for frame in curves.values():
+        assert (np.diff(frame["wall_s"]) >= 0).all()
+    progress = best_so_far(curves, "val/agreement")
+    assert (np.diff(progress["best"]) >= 0).all()
+    total_epochs = sum(float(f["epoch"].max()) for f in curves.values())
+    assert progress["compute_epochs"].iloc[-1] == pytest.approx(total_epochs)
+    assert progress["best"].iloc[-1] == pytest.approx(max(f["val/agreement"].max() for f in curves.values()))
+
+
+def test_importances_say_why_when_there_are_too_few_trials():
+    cfg = parse_config({"search": {"space": {"train.lr": {"loguniform": [1e-5, 1e-3]}, "train.margin": {"uniform": [0.1, 1]}}}})
+    dims = searched_dimensions(cfg)
+    board = pd.DataFrame({"param:train.lr": [1e-4, 2e-4], "param:train.margin": [0.2, 0.5], "best_value": [0.6, 0.7]})
+    importances, note = param_importances(board, dims, "max")
+    assert importances == {} and "only 2 scored trial(s)" in note
+    rng = np.random.default_rng(0)
+    lr = 10 ** rng.uniform(-5, -3, 24)
+    board = pd.DataFrame({"param:train.lr": lr, "param:train.margin": rng.uniform(0.1, 1, 24),
+                          "best_value": -np.abs(np.log10(lr) + 4)})  # only lr matters
+    importances, note = param_importances(board, dims, "max")
+    assert "fANOVA over 24 trials" in note
+    assert importances["train.lr"] > 2 * importances["train.margin"]
+
+
+def test_report_on_a_directory_that_is_not_a_run_fails_cleanly(tmp_path):
+    out = cli("report", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("pairtune: error:") and "not a pairtune run directory" in out.stderr
+    assert "Traceback" not in out.stderr
