@@ -1,0 +1,211 @@
+"""A search submitted as a Ray job to a real head node (`ray start --head`, dashboard on loopback, token
+authentication), watched through the dashboard's HTTP API while it runs, followed to SUCCEEDED;
+its best config is found in the storage path, and `pairtune status` reads the leaderboard there."""
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from search.config import load_config
+from search.status import snapshot
+from search.submit import entrypoint, follow, submit
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, token: str | None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        return json.loads(r.read())
+
+
+def processes_under(directory: str) -> list[int]:
+    """Our Ray processes: those whose command line names this head's own temp directory."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if directory.encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:  # ended meanwhile
+            pass
+    return pids
+
+
+@pytest.fixture(scope="module")
+def head():
+    """A Ray head of our own: free ports, its own temp dir and token; stopped by killing exactly its
+    processes (`ray stop` would stop every Ray on this machine)."""
+    temp = tempfile.mkdtemp(prefix="ptj", dir="/tmp")  # short: Ray's socket paths have a length limit
+    token = secrets.token_hex(32)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    port, dashboard = free_port(), free_port()
+    command = ["ray", "start", "--head", "--block", f"--port={port}", "--dashboard-host=127.0.0.1",
+               f"--dashboard-port={dashboard}", "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp}",
+               f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+               f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
+               f"--runtime-env-agent-port={free_port()}", "--include-dashboard=true", "--disable-usage-stats"]
+    log = open(Path(temp) / "ray_start.log", "w")  # noqa: SIM115 (closed in teardown)
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{dashboard}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                get(f"{url}/api/jobs/", token)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                assert proc.poll() is None, (Path(temp) / "ray_start.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the Ray head's dashboard did not come up"
+                time.sleep(1)
+        yield {"url": url, "token": token, "env": env, "temp": temp}
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM would drain for 30 s; nothing here needs saving
+        proc.wait(timeout=30)
+        for pid in processes_under(temp):  # workers the raylet started outside the process group
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def job(head, tiny_backbone, ruddit_pairs, tmp_path_factory):
+    """Submit a 2-trial search through `pairtune submit` (the Jobs API) and watch the dashboard while it runs."""
+    work = tmp_path_factory.mktemp("workdir")
+    runs = tmp_path_factory.mktemp("storage")
+    config = {
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 1200, "max_length": 48},
+        "model": {"backbone": tiny_backbone},
+        "train": {"epochs": 1, "batch_size": 32, "val_every_n_steps": 6},
+        "search": {"name": "job", "storage_path": str(runs), "num_samples": 2, "max_concurrent_trials": 2,
+                   "scheduler": "fifo", "space": {"train.lr": {"choice": [1e-3, 3e-3]}}},
+    }
+    (work / "configs").mkdir()
+    (work / "configs" / "search.yaml").write_text(yaml.safe_dump(config))
+    token_file = work.parent / "token"
+    token_file.write_text(head["token"])
+
+    # The plain route, run alongside: `ray job submit --working-dir DIR -- pairtune ...`, token in the environment.
+    plain = subprocess.run(["ray", "job", "submit", "--no-wait", "--submission-id", "plain-check", "--working-dir", str(work),
+                            "--", "pairtune", "check", "configs/search.yaml"], env={**head["env"], "RAY_ADDRESS": head["url"]},
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
+    client, job_id = submit(str(work / "configs" / "search.yaml"), ["search.seed=3"], address=head["url"],
+                            working_dir=str(work), token_file=str(token_file))
+    seen = {"jobs": [], "actors": {}, "logs": ""}
+
+    def watch_dashboard():
+        """What a user sees on the dashboard while the search runs (the same HTTP API its pages use)."""
+        while not seen.get("done"):
+            try:
+                seen["jobs"] = get(f"{head['url']}/api/jobs/", head["token"])
+                actors = get(f"{head['url']}/api/v0/actors?detail=1&limit=1000", head["token"])["data"]["result"]["result"]
+                for a in actors:
+                    seen["actors"].setdefault((a.get("class_name"), a.get("repr_name")), set()).add(a["state"])
+                ours = [j for j in seen["jobs"] if j.get("submission_id") == job_id]
+                if ours and ours[0]["status"] == "RUNNING":  # logs as they stand mid-run
+                    seen["logs"] = get(f"{head['url']}/api/jobs/{job_id}/logs", head["token"])["logs"]
+            except (urllib.error.URLError, OSError, KeyError):
+                pass
+            time.sleep(1)
+
+    watcher = threading.Thread(target=watch_dashboard, daemon=True)
+    watcher.start()
+    lines = []
+    status = follow(client, job_id, out=lines.append, poll_s=2, timeout_s=600)
+    seen["done"] = True
+    watcher.join(timeout=15)
+    for _ in range(150):
+        if str(client.get_job_status("plain-check").value) in ("SUCCEEDED", "FAILED", "STOPPED"):
+            break
+        time.sleep(2)
+    return {"plain": (str(client.get_job_status("plain-check").value), client.get_job_logs("plain-check")), "id": job_id, "status": status, "logs": client.get_job_logs(job_id), "printed": "\n".join(lines),
+            "seen": seen, "run": runs / "job", "client": client, "work": work}
+
+
+def test_the_dashboard_needs_the_token(head):
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        get(f"{head['url']}/api/jobs/", None)
+    assert denied.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as wrong:
+        get(f"{head['url']}/api/jobs/", "0" * 64)
+    assert wrong.value.code == 403
+
+
+def test_submitted_search_succeeds_and_exports_to_the_storage_path(job):
+    assert job["status"] == "SUCCEEDED", job["logs"][-4000:]
+    logs = job["logs"]
+    assert "search finished: 2 trials, 0 errored" in logs
+    assert job["printed"].strip() and "search finished" in job["printed"]  # follow() streamed the logs
+    best = job["run"] / "export" / "best.yaml"
+    assert best.exists()
+    cfg = load_config(best)
+    assert cfg.train.lr in (1e-3, 3e-3) and cfg.search.seed == 3  # --set reached the job
+    assert not cfg.search.space  # every value fixed
+    assert (job["run"] / "export" / "leaderboard.csv").exists()
+    info = job["client"].get_job_info(job["id"])
+    assert info.entrypoint == "pairtune search configs/search.yaml --set search.seed=3"
+
+
+def test_dashboard_showed_the_job_and_every_trial_by_name_while_running(job):
+    seen = job["seen"]
+    assert any(j.get("submission_id") == job["id"] for j in seen["jobs"])
+    board, _ = snapshot(job["run"])
+    names = [repr_name for (_, repr_name) in seen["actors"] if repr_name]
+    for trial_id in board.trial_id:
+        # Each trial's actor is named by its trial id and sampled values, and was seen alive.
+        mine = [n for n in names if n.startswith(trial_id)]
+        assert mine and "lr=" in mine[0], seen["actors"]
+        assert any("ALIVE" in states for (_, n), states in seen["actors"].items() if n == mine[0])
+    # While the job ran, its logs carried the live trial table and each validation's agreement.
+    assert "Trial name" in seen["logs"] and "pairtune: trial " in seen["logs"] and "val/agreement" in seen["logs"]
+    for trial_id in board.trial_id:
+        assert f"pairtune: trial {trial_id}_lr=" in job["logs"]
+
+
+def test_status_reads_the_leaderboard_from_storage(job, capsys):
+    from search.cli import main
+
+    assert main(["status", str(job["run"])]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 trials (2 finished)" in out
+    board, _ = snapshot(job["run"])
+    for trial_id in board.trial_id:
+        assert trial_id in out
+
+
+def test_plain_ray_job_submit_works_too(job):
+    """`ray job submit --working-dir DIR -- pairtune check CONFIG`, with the token in the environment."""
+    status, logs = job["plain"]
+    assert status == "SUCCEEDED", logs[-3000:]
+    assert "ok: the config and data are valid" in logs
+
+
+def test_config_outside_the_working_dir_is_refused_before_upload(tmp_path):
+    from search.config import ConfigError
+
+    (tmp_path / "c.yaml").write_text("search: {name: x}\n")
+    with pytest.raises(ConfigError, match="must be inside the working directory"):
+        entrypoint(tmp_path / "c.yaml", [], tmp_path / "elsewhere")
