@@ -57,10 +57,9 @@ def entrypoint(config: str | Path, overrides: list[str], working_dir: str | Path
     try:
         relative = config.relative_to(working_dir)
     except ValueError:
-        raise ConfigError([
-            f"{config}: the config must be inside the working directory uploaded to the cluster ({working_dir}); "
-            "move it there or pass --working-dir"
-        ]) from None
+        message = (f"{config}: the config must be inside the working directory uploaded to the cluster "
+                   f"({working_dir}); move it there or pass --working-dir")
+        raise ConfigError([message]) from None
     return shlex.join(["pairtune", "search", relative.as_posix(), *[a for o in overrides for a in ("--set", o)]])
 
 
