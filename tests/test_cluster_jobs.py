@@ -1,6 +1,8 @@
-"""A search submitted as a Ray job to a real head node (`ray start --head`, dashboard on loopback, token
-authentication), watched through the dashboard's HTTP API while it runs, followed to SUCCEEDED;
-its best config is found in the storage path, and `pairtune status` reads the leaderboard there."""
+"""A search submitted as a Ray job to a real three-node cluster on this machine (`ray start --head`
+with the dashboard on loopback and token authentication, two workers declaring logical GPUs),
+watched through the dashboard's HTTP API while it runs and followed to SUCCEEDED; its best config is
+found in the storage path, `pairtune status` reads the leaderboard there, and the trials' records
+show how half-GPU trials were placed across the nodes."""
 
 import json
 import os
@@ -51,56 +53,76 @@ def processes_under(directory: str) -> list[int]:
     return pids
 
 
+def agent_ports() -> list[str]:
+    """Every fixed port a Ray node opens, picked free (other Ray instances may run on this machine)."""
+    return [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}", "--disable-usage-stats"]
+
+
 @pytest.fixture(scope="module")
 def head():
-    """A Ray head of our own: free ports, its own temp dir and token; stopped by killing exactly its
-    processes (`ray stop` would stop every Ray on this machine)."""
+    """A three-node Ray cluster of our own on this machine, shaped like cluster.yaml: a head that runs
+    no trials (0 CPUs), with the dashboard on loopback and token authentication, and two workers that
+    declare one logical GPU each (2 and 1 CPUs). Free ports, its own temp dir and token; stopped by
+    killing exactly its processes (`ray stop` would stop every Ray on this machine)."""
     temp = tempfile.mkdtemp(prefix="ptj", dir="/tmp")  # short: Ray's socket paths have a length limit
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
     port, dashboard = free_port(), free_port()
-    command = ["ray", "start", "--head", "--block", f"--port={port}", "--dashboard-host=127.0.0.1",
-               f"--dashboard-port={dashboard}", "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp}",
-               f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-               f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
-               f"--runtime-env-agent-port={free_port()}", "--include-dashboard=true", "--disable-usage-stats"]
-    log = open(Path(temp) / "ray_start.log", "w")  # noqa: SIM115 (closed in teardown)
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    nodes = [
+        ["--head", f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=0",
+         "--num-gpus=0", f"--temp-dir={temp}", f"--ray-client-server-port={free_port()}", "--include-dashboard=true"],
+        # Each node its own temp dir, as on separate machines (a shared one mixes their job files).
+        [f"--address=127.0.0.1:{port}", "--num-cpus=2", "--num-gpus=1", f"--temp-dir={temp}/n1"],
+        [f"--address=127.0.0.1:{port}", "--num-cpus=1", "--num-gpus=1", f"--temp-dir={temp}/n2"],
+    ]
+    logs, procs = [], []
     url = f"http://127.0.0.1:{dashboard}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                get(f"{url}/api/jobs/", token)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                assert proc.poll() is None, (Path(temp) / "ray_start.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "the Ray head's dashboard did not come up"
+        for i, args in enumerate(nodes):
+            logs.append(open(Path(temp) / f"ray_start_{i}.log", "w"))  # noqa: SIM115 (closed in teardown)
+            procs.append(subprocess.Popen(["ray", "start", "--block", *args, *agent_ports()], env=env, stdout=logs[-1],
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+            deadline = time.monotonic() + 120
+            while True:  # the head's dashboard answers, then each worker has joined
+                try:
+                    alive = [n for n in get(f"{url}/api/v0/nodes", token)["data"]["result"]["result"] if n["state"] == "ALIVE"]
+                    if len(alive) == i + 1:
+                        break
+                except (urllib.error.URLError, ConnectionError, OSError, KeyError):
+                    pass
+                assert procs[-1].poll() is None, (Path(temp) / f"ray_start_{i}.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, f"Ray node {i} did not come up"
                 time.sleep(1)
-        yield {"url": url, "token": token, "env": env, "temp": temp}
+        nodes = get(f"{url}/api/v0/nodes", token)["data"]["result"]["result"]
+        workers = {n["resources_total"].get("CPU", 0): n["node_id"] for n in nodes if not n["is_head_node"]}
+        yield {"url": url, "token": token, "env": env, "temp": temp, "big": workers[2.0], "small": workers[1.0]}
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM would drain for 30 s; nothing here needs saving
-        proc.wait(timeout=30)
-        for pid in processes_under(temp):  # workers the raylet started outside the process group
+        for proc in reversed(procs):
+            os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM would drain for 30 s; nothing here needs saving
+            proc.wait(timeout=30)
+        for pid in processes_under(temp):  # workers the raylets started outside the process groups
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        log.close()
+        for log in logs:
+            log.close()
 
 
 @pytest.fixture(scope="module")
 def job(head, tiny_backbone, ruddit_pairs, tmp_path_factory):
-    """Submit a 2-trial search through `pairtune submit` (the Jobs API) and watch the dashboard while it runs."""
+    """Submit a 3-trial search (half a GPU each) through `pairtune submit` (the Jobs API) and watch the dashboard while it runs."""
     work = tmp_path_factory.mktemp("workdir")
     runs = tmp_path_factory.mktemp("storage")
     config = {
         "data": {"pairs": str(ruddit_pairs), "max_votes": 1200, "max_length": 48},
         "model": {"backbone": tiny_backbone},
         "train": {"epochs": 1, "batch_size": 32, "val_every_n_steps": 6},
-        "search": {"name": "job", "storage_path": str(runs), "num_samples": 2, "max_concurrent_trials": 2,
-                   "scheduler": "fifo", "space": {"train.lr": {"choice": [1e-3, 3e-3]}}},
+        "search": {"name": "job", "storage_path": str(runs), "num_samples": 3, "max_concurrent_trials": 3,
+                   "cpus_per_trial": 1, "gpus_per_trial": 0.5, "scheduler": "fifo",
+                   "space": {"train.lr": {"choice": [1e-3, 2e-3, 3e-3]}}},
     }
     (work / "configs").mkdir()
     (work / "configs" / "search.yaml").write_text(yaml.safe_dump(config))
@@ -157,12 +179,12 @@ def test_the_dashboard_needs_the_token(head):
 def test_submitted_search_succeeds_and_exports_to_the_storage_path(job):
     assert job["status"] == "SUCCEEDED", job["logs"][-4000:]
     logs = job["logs"]
-    assert "search finished: 2 trials, 0 errored" in logs
+    assert "search finished: 3 trials, 0 errored" in logs
     assert job["printed"].strip() and "search finished" in job["printed"]  # follow() streamed the logs
     best = job["run"] / "export" / "best.yaml"
     assert best.exists()
     cfg = load_config(best)
-    assert cfg.train.lr in (1e-3, 3e-3) and cfg.search.seed == 3  # --set reached the job
+    assert cfg.train.lr in (1e-3, 2e-3, 3e-3) and cfg.search.seed == 3  # --set reached the job
     assert not cfg.search.space  # every value fixed
     assert (job["run"] / "export" / "leaderboard.csv").exists()
     info = job["client"].get_job_info(job["id"])
@@ -190,7 +212,7 @@ def test_status_reads_the_leaderboard_from_storage(job, capsys):
 
     assert main(["status", str(job["run"])]) == 0
     out = capsys.readouterr().out
-    assert "2 of 2 trials (2 finished)" in out
+    assert "3 of 3 trials (3 finished)" in out
     board, _ = snapshot(job["run"])
     for trial_id in board.trial_id:
         assert trial_id in out
@@ -209,3 +231,20 @@ def test_config_outside_the_working_dir_is_refused_before_upload(tmp_path):
     (tmp_path / "c.yaml").write_text("search: {name: x}\n")
     with pytest.raises(ConfigError, match="must be inside the working directory"):
         entrypoint(tmp_path / "c.yaml", [], tmp_path / "elsewhere")
+
+
+def test_half_gpu_trials_spread_over_nodes_and_share_a_gpu(job, head):
+    """gpus_per_trial 0.5 with 1 CPU each: two trials on the 2-CPU worker share its GPU, one runs on the
+    other worker, none on the head; each sees only its GPU and, the GPUs being logical, trains on CPU."""
+    placed = [json.loads(d.read_text().splitlines()[-1]) for d in job["run"].glob("*/result.json")]
+    assert len(placed) == 3
+    by_node = {}
+    for r in placed:
+        by_node.setdefault(r["node_id"], []).append(r)
+        assert len(r["gpu_ids"].split(",")) == 1, r["gpu_ids"]  # one GPU id each ...
+        assert r["cuda_visible_devices"] == r["gpu_ids"]  # ... and it is the only one the trial sees
+        assert r["device"] == "cpu" and r["precision"] == "32-true"  # no real CUDA: CPU fallback, fp32
+    assert set(by_node) == {head["big"], head["small"]}
+    assert len(by_node[head["big"]]) == 2 and len(by_node[head["small"]]) == 1
+    shared = by_node[head["big"]]
+    assert shared[0]["gpu_ids"] == shared[1]["gpu_ids"]  # two half-GPU trials on one GPU
