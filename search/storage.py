@@ -80,9 +80,15 @@ def read_text(path) -> str:
         return f.read().decode("utf-8")
 
 
-def write_text(path, text: str) -> None:
+def _output(path):
+    """An output stream at path, its directory created first (local filesystems need it)."""
     fs, p = filesystem(path)
-    with fs.open_output_stream(p) as f:
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    return fs.open_output_stream(p)
+
+
+def write_text(path, text: str) -> None:
+    with _output(path) as f:
         f.write(text.encode("utf-8"))
 
 
@@ -144,8 +150,7 @@ def upload(local_dir: str | Path, target) -> None:
         if path.is_file():
             dest = join(target, *path.relative_to(local_dir).parts)
             if is_uri(dest):
-                fs, p = filesystem(dest)
-                with open(path, "rb") as src, fs.open_output_stream(p) as dst:
+                with open(path, "rb") as src, _output(dest) as dst:
                     shutil.copyfileobj(src, dst)
             else:
                 Path(dest).parent.mkdir(parents=True, exist_ok=True)

@@ -248,3 +248,24 @@ def test_half_gpu_trials_spread_over_nodes_and_share_a_gpu(job, head):
     assert len(by_node[head["big"]]) == 2 and len(by_node[head["small"]]) == 1
     shared = by_node[head["big"]]
     assert shared[0]["gpu_ids"] == shared[1]["gpu_ids"]  # two half-GPU trials on one GPU
+
+
+def test_export_and_status_read_the_run_from_s3(job, s3_server, tmp_path, capsys):
+    """The run in an S3 bucket (an S3-compatible server on loopback), read back through pyarrow."""
+    from search import storage
+    from search.cli import main
+
+    run = "s3://pairtune-test/runs/job" + s3_server
+    storage.upload(job["run"], run)
+    assert main(["export", run]) == 0
+    summary = json.loads(storage.read_text(storage.join(run, "export", "summary.json")))
+    local = json.loads((job["run"] / "export" / "summary.json").read_text())
+    assert summary["best_trial"] == local["best_trial"] and summary["best_agreement"] == local["best_agreement"]
+    assert summary["best_checkpoint"].startswith("s3://pairtune-test/runs/job/" + local["best_trial"] + "/checkpoint_")
+    assert storage.exists(storage.join(run, "export", "best.yaml"))
+    assert main(["export", run, "--out", str(tmp_path / "mine")]) == 0  # a local copy to train from
+    assert load_config(tmp_path / "mine" / "best.yaml").train.lr == load_config(job["run"] / "export" / "best.yaml").train.lr
+    capsys.readouterr()
+    assert main(["status", run]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 trials (3 finished)" in out and local["best_trial"] in out
