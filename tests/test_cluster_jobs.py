@@ -163,8 +163,9 @@ def job(head, tiny_backbone, ruddit_pairs, tmp_path_factory):
         if str(client.get_job_status("plain-check").value) in ("SUCCEEDED", "FAILED", "STOPPED"):
             break
         time.sleep(2)
-    return {"plain": (str(client.get_job_status("plain-check").value), client.get_job_logs("plain-check")), "id": job_id, "status": status, "logs": client.get_job_logs(job_id), "printed": "\n".join(lines),
-            "seen": seen, "run": runs / "job", "client": client, "work": work}
+    plain = (str(client.get_job_status("plain-check").value), client.get_job_logs("plain-check"))
+    return {"id": job_id, "status": status, "logs": client.get_job_logs(job_id), "printed": "\n".join(lines),
+            "seen": seen, "run": runs / "job", "client": client, "work": work, "plain": plain}
 
 
 def test_the_dashboard_needs_the_token(head):
