@@ -7,6 +7,7 @@ show how half-GPU trials were placed across the nodes."""
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,6 +110,7 @@ def head():
                 pass
         for log in logs:
             log.close()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
