@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from pathlib import Path
 
 from ray import tune
+
+from search import storage
 
 END_FILE = "pairtune_end.json"
 
@@ -54,7 +55,7 @@ class SearchBudget(tune.Stopper):
         if self.ended_by is None:
             self.ended_by = {"ended_by": reason, **detail, "epochs_total": round(self.epochs_total, 4)}
             if self.end_file:
-                Path(self.end_file).write_text(json.dumps(self.ended_by, indent=2), encoding="utf-8")
+                storage.write_text(self.end_file, json.dumps(self.ended_by, indent=2))
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         if self.time_attr in result:
@@ -78,9 +79,16 @@ class SearchBudget(tune.Stopper):
         return self.ended_by is not None
 
 
-def ended_by(run: Path) -> dict:
-    """Why a search ended, from its run directory (see the module docstring)."""
-    path = Path(run) / END_FILE
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
+def ended_by(run) -> dict:
+    """Why a search ended, from its run directory or URI (see the module docstring)."""
+    path = storage.join(storage.location(run), END_FILE)
+    if storage.exists(path):
+        return json.loads(storage.read_text(path))
     return {"ended_by": None}
+
+
+def clear(run) -> None:
+    """A resumed search records its own reason."""
+    path = storage.join(storage.location(run), END_FILE)
+    if storage.exists(path):
+        storage.write_text(path, json.dumps({"ended_by": None}))

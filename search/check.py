@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from search.cluster import cluster_address
 from search.config import PairtuneConfig
 from search.prepare import PreparedData, prepare_data
 from search.space import fixed_values, searched_dimensions
@@ -10,7 +11,7 @@ from search.tuner import preflight, run_dir
 
 def check(cfg: PairtuneConfig, address: str | None = None) -> PreparedData:
     """Validate config, backbones, resources and data exactly as `search` would; raises on problems."""
-    preflight(cfg, local_cluster=address is None)
+    preflight(cfg, local_cluster=cluster_address(address) is None)  # inside a Ray job: RAY_ADDRESS
     return prepare_data(cfg)
 
 

@@ -170,6 +170,8 @@ def add_lr_find_parser(sub) -> None:
 
 
 def _print_export(e) -> None:
+    from search import storage
+
     cols = [c for c in e.leaderboard.columns if c not in ("error",)]
     print("\nleaderboard (best first):")
     print(e.leaderboard[cols].head(20).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -181,8 +183,11 @@ def _print_export(e) -> None:
         print(describe(e.baseline, e.best_agreement))
     print(f"best config:     {e.best_yaml}")
     print(f"best checkpoint: {e.best_checkpoint}")
-    print(f"leaderboard:     {e.out_dir / 'leaderboard.csv'}")
-    print(f"train it with:   pairtune train {e.best_yaml}")
+    print(f"leaderboard:     {storage.join(e.out_dir, 'leaderboard.csv')}")
+    if storage.is_uri(e.best_yaml):
+        print(f"train it with:   pairtune export {storage.parent(e.out_dir)} --out DIR, then pairtune train DIR/best.yaml")
+    else:
+        print(f"train it with:   pairtune train {e.best_yaml}")
 
 
 def cmd_export(args) -> int:
@@ -202,6 +207,48 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_submit(args) -> int:
+    from search.submit import follow, submit
+
+    client, job_id = submit(args.config, args.overrides, args.address, args.working_dir, args.token_file)
+    print(f"submitted job {job_id} to {client.get_address()}")
+    print(f"follow it with: ray job logs --follow {job_id} --address {client.get_address()}")
+    if args.no_wait:
+        return 0
+    status = follow(client, job_id)
+    print(f"job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
+def cmd_status(args) -> int:
+    from search.status import watch
+
+    watch(args.run, args.watch)
+    return 0
+
+
+def _add_cluster_parsers(sub) -> None:
+    p = sub.add_parser("submit", help="run a search as a Ray job on a cluster (validates locally, uploads, follows the logs)",
+                       description="Validate CONFIG here, then submit `pairtune search CONFIG` as a Ray job through the "
+                                   "cluster dashboard's Jobs API, with the working directory uploaded; follow its logs.")
+    _add_config_args(p)
+    p.add_argument("--address", default=None,
+                   help="dashboard URL (default: RAY_API_SERVER_ADDRESS or RAY_ADDRESS if a URL, else http://127.0.0.1:8265, "
+                        "where `ray dashboard cluster.yaml` forwards it)")
+    p.add_argument("--working-dir", default=".", help="directory uploaded as the job's working directory; CONFIG must be inside it")
+    p.add_argument("--token-file", default=None,
+                   help="the cluster's auth token (default: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)")
+    p.add_argument("--no-wait", action="store_true", help="submit and return; do not follow the logs")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="leaderboard of a running or finished search, read from its storage path",
+                       description="Print the leaderboard of RUN (a local directory or s3:// / gs:// URI), from any machine "
+                                   "that can read it; with --watch, refresh until no trial is pending or running.")
+    p.add_argument("run", help="run directory or URI, e.g. s3://bucket/pairtune/jigsaw-roberta")
+    p.add_argument("--watch", type=float, default=None, metavar="SECONDS", help="refresh every SECONDS until the search ends")
+    p.set_defaults(func=cmd_status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pairtune", description="Hyperparameter search for transformer text rankers trained on pair votes.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -210,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run a Ray Tune search (Optuna TPE + ASHA) and export the best config",
                        description="Validate the config and data, then search with Ray Tune; ends by exporting the best config.")
     _add_config_args(p)
-    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (default: RAY_ADDRESS, set inside a Ray job; else start a local Ray instance)")
     p.add_argument("--dry-run", action="store_true", help="validate and summarise as `pairtune check` does, then stop")
     p.set_defaults(func=cmd_search)
 
@@ -218,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Continue a search whose driver died: finished trials are not rerun, unfinished and "
                                    "errored ones continue from their latest checkpoint, the searcher keeps its history.")
     p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (default: RAY_ADDRESS, set inside a Ray job; else start a local Ray instance)")
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("check", help="validate a config and its data exactly as a search would, without starting Ray",
@@ -245,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write best.yaml, leaderboard.csv and summary.json of a search run",
                        description="Read a search run directory (storage_path/name) and export its results.")
-    p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
-    p.add_argument("--out", default=None, help="output directory (default: RUN/export)")
+    p.add_argument("run", help="run directory or URI, e.g. ~/pairtune_results/quickstart or s3://bucket/pairtune/NAME")
+    p.add_argument("--out", default=None, help="output directory or URI (default: RUN/export)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="write an HTML report with plots of a search run (progress, best so far, importances)",
@@ -255,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
     p.add_argument("--out", default=None, help="output directory (default: RUN/report)")
     p.set_defaults(func=cmd_report)
+    _add_cluster_parsers(sub)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -11,11 +12,12 @@ from pathlib import Path
 import pandas as pd
 
 from model.ranker import AGREEMENT, METRIC_MODES
+from search import storage
 from search.baseline import read_baseline
 from search.budget import ended_by
 from search.config import ConfigError, PairtuneConfig, with_params
 from search.trial import CHECKPOINT_SCORE, EPOCH
-from search.tuner import STOPS_FILE, load_run_config
+from search.tuner import CONFIG_FILE, STOPS_FILE, load_run_config
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,8 @@ SUMMARY = "summary.json"
 
 @dataclass
 class Export:
-    out_dir: Path
-    best_yaml: Path
+    out_dir: Path | str
+    best_yaml: Path | str
     leaderboard: pd.DataFrame
     best_checkpoint: str | None
     best_agreement: float
@@ -35,9 +37,14 @@ class Export:
     baseline: dict | None = None  # search.baseline's result, when the search computed it
 
 
-def _error_message(trial) -> str:
-    path = trial.error_file
-    if not path or not Path(path).exists():
+def _error_message(trial, run: Path) -> str:
+    path = run / trial.trial_id / "error.txt"  # trial directories are named by trial id
+    if not path.exists():
+        try:  # Ray's own record
+            path = Path(trial.error_file) if trial.error_file else None
+        except (AssertionError, OSError):  # Ray asserts a session exists for some storage layouts
+            path = None
+    if not path or not path.exists():
         return ""
     lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
     return lines[-1] if lines else ""
@@ -48,7 +55,8 @@ def metric_column(metric: str) -> str:
     return "best_" + metric.split("/")[-1]
 
 
-def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[str], metric: str = AGREEMENT) -> dict:
+def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[str], run: Path,
+               metric: str = AGREEMENT) -> dict:
     row = {"trial_id": trial.trial_id, **{f"param:{k}": v for k, v in trial.config.items()}}
     has = AGREEMENT in frame.columns and len(frame)
     if metric != AGREEMENT:  # the searched metric leads; agreement over derived pairs follows
@@ -61,7 +69,7 @@ def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[st
     final = bool(has and "final" in frame.columns and frame["final"].iloc[-1])
     epochs = trial.config.get("train.epochs", max_epochs)
     if trial.status == "ERROR":
-        row["outcome"], row["error"] = "error", _error_message(trial)
+        row["outcome"], row["error"] = "error", _error_message(trial, run)
     elif trial.status != "TERMINATED":
         row["outcome"], row["error"] = trial.status.lower(), ""
     elif final and row["epochs_run"] >= epochs:
@@ -100,7 +108,7 @@ def leaderboard(run: Path, base: PairtuneConfig):
     analysis = ExperimentAnalysis(str(run), default_metric=metric, default_mode=base.search.mode)
     frames = analysis.trial_dataframes
     stopped = asha_stops(run)
-    rows = [_trial_row(t, frames.get(t.trial_id, pd.DataFrame()), base.train.epochs, stopped, metric) for t in analysis.trials]
+    rows = [_trial_row(t, frames.get(t.trial_id, pd.DataFrame()), base.train.epochs, stopped, run, metric) for t in analysis.trials]
     board = pd.DataFrame(rows)
     if len(board):
         key = "best_agreement" if metric == AGREEMENT else metric_column(metric)
@@ -110,8 +118,26 @@ def leaderboard(run: Path, base: PairtuneConfig):
 
 
 def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
-    """Write best.yaml (the CLI's schema, all values fixed), leaderboard.csv and summary.json."""
-    run = Path(run).expanduser().resolve()
+    """Write best.yaml (the CLI's schema, all values fixed), leaderboard.csv and summary.json.
+
+    `run` may be a URI (s3://, gs://, file://): its results are read through pyarrow, the export is
+    written back to RUN/export there (or to out_dir), and checkpoint paths are given as URIs."""
+    if not storage.is_uri(run):
+        return _export_local(Path(run).expanduser().resolve(), out_dir)
+    run = storage.location(run)
+    if not storage.exists(storage.join(run, CONFIG_FILE)):
+        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    target = storage.location(out_dir) if out_dir else storage.join(run, "export")
+    with storage.local_view(run) as local:
+        exported = _export_local(local, None, shown_as=run, shown_out=target)
+        storage.upload(exported.out_dir, target)
+    return dataclasses.replace(exported, out_dir=target, best_yaml=storage.join(target, BEST_YAML))
+
+
+def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=None) -> Export:
+    """export_run on a local directory; `shown_as` and `shown_out` are the run's and the export's real
+    locations when `run` is a local copy of a run in shared storage."""
+    shown = shown_as or str(run)
     base = load_run_config(run)
     board, analysis = leaderboard(run, base)
     metric = base.search.metric
@@ -124,17 +150,22 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     best_cfg = with_params(base, dict(trial.config))
     checkpoint = analysis.get_best_checkpoint(trial, CHECKPOINT_SCORE, "max")
     checkpoint_path = checkpoint.path if checkpoint is not None else None
+    if checkpoint_path and shown_as:  # the copy's path -> the checkpoint's place in shared storage
+        checkpoint_path = str(storage.join(shown_as, *Path(checkpoint_path).relative_to(run).parts))
     out = Path(out_dir) if out_dir else run / "export"
     out.mkdir(parents=True, exist_ok=True)
+    final = shown_out or out
+    train = (f"pairtune export {shown} --out DIR, then pairtune train DIR/{BEST_YAML}" if storage.is_uri(final)
+             else f"pairtune train {storage.join(final, BEST_YAML)}")
     header = (
-        f"# Best config of {run} (trial {best['trial_id']}, {metric} {best[key]:.4f}).\n"
-        f"# Train it with: pairtune train {out / BEST_YAML}\n"
+        f"# Best config of {shown} (trial {best['trial_id']}, {metric} {best[key]:.4f}).\n"
+        f"# Train it with: {train}\n"
         f"# Best checkpoint: {checkpoint_path}\n"
     )
     (out / BEST_YAML).write_text(header + best_cfg.to_yaml(), encoding="utf-8")
     board.to_csv(out / LEADERBOARD, index=False)
     summary = {
-        "run": str(run),
+        "run": shown,
         "best_trial": best["trial_id"],
         "best_agreement": float(best["best_agreement"]),
         "metric": metric,

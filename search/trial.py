@@ -12,6 +12,7 @@ import ray
 from ray import tune
 
 from model.checkpoint import save_checkpoint
+from model.precision import cuda_usable, resolve_precision
 from model.ranker import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config import PairtuneConfig, with_params
@@ -43,10 +44,20 @@ def trial_metrics(r: ValidationResult) -> dict:
     }
 
 
-def placement() -> dict:
-    """Where this trial runs: node and the GPU ids Ray gave it (also visible as CUDA_VISIBLE_DEVICES)."""
+def placement(use_gpu: bool, precision: str) -> dict:
+    """Where this trial runs: node, the GPU ids Ray gave it (Ray also sets CUDA_VISIBLE_DEVICES to
+    them, so the trial sees only those), and the device and precision it trains with: a declared GPU
+    that is not a real CUDA device falls back to the CPU in fp32."""
     ctx = ray.get_runtime_context()
-    return {"node_id": ctx.get_node_id(), "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids())}
+    on_cuda = use_gpu and cuda_usable()
+    return {
+        "node_id": ctx.get_node_id(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "device": "cuda" if on_cuda else "cpu",
+        "precision": resolve_precision(precision, on_cuda),
+    }
 
 
 def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None:
@@ -57,7 +68,9 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
     set_threads(cfg.search.cpus_per_trial)
     data = prepared.fold_data(trial_cfg)
     trial_dir = tune.get_context().get_trial_dir()
-    where = placement()
+    use_gpu = cfg.search.gpus_per_trial > 0
+    where = placement(use_gpu, trial_cfg.train.precision)
+    name = tune.get_context().get_trial_name()
     config_dict = trial_cfg.to_dict()
     outside = [0.0]  # seconds spent checkpointing and handing results to Tune, before this report
 
@@ -66,6 +79,9 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
         Ray keeps the best and the latest; PruneCheckpoints drops the rest when the trial ends."""
         began = time.perf_counter()
         metrics = {**trial_metrics(r), **where, "report_s": round(outside[0], 3)}
+        # One line per validation in the job's logs (and the trial actor's logs on the dashboard).
+        print(f"pairtune: trial {name}: epoch {r.epoch:.2f} {AGREEMENT} {r.agreement:.4f} (best {r.best_agreement:.4f}) "
+              f"on {where['device']} node {where['node_ip']}", flush=True)
         with tempfile.TemporaryDirectory() as d:
             if r.is_best:
                 save_checkpoint(d, module, config_dict, metrics)
@@ -88,6 +104,6 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
             log.info("trial resumes from %s", checkpoint.path)
         fit(
             trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
-            root_dir=trial_dir, logger=logger, use_gpu=cfg.search.gpus_per_trial > 0, started_at=started_at,
+            root_dir=trial_dir, logger=logger, use_gpu=use_gpu, started_at=started_at,
             resume_from=resume, monitor=cfg.search.metric,
         )

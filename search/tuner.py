@@ -10,14 +10,19 @@ import shutil
 import time
 from pathlib import Path
 
+import yaml
+
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
 from model.ranker import AGREEMENT, VAL_LOSS
+from search import budget, storage
 from search.budget import END_FILE, SearchBudget
+from search.cluster import cluster_address, named_trainable
 from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
 from search.prepare import PreparedData, prepare_data
 from search.searcher import RungAwareOptunaSearch, rung_milestones
 from search.space import possible_values, searched_dimensions
+from search.status import SYNC_PERIOD_S
 from search.tracking import environment_problems, tracking_callbacks
 from search.trial import CHECKPOINT_SCORE, EPOCH, RESUME_FILE, run_trial
 
@@ -84,8 +89,9 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
         raise ConfigError(problems)
 
 
-def run_dir(cfg: PairtuneConfig) -> Path:
-    return Path(os.path.expanduser(cfg.search.storage_path)).resolve() / cfg.search.name
+def run_dir(cfg: PairtuneConfig) -> Path | str:
+    """storage_path/name: a resolved Path for local storage, a URI string for s3:// / gs:// / file://."""
+    return storage.join(storage.location(cfg.search.storage_path), cfg.search.name)
 
 
 def trial_name(trial) -> str:
@@ -134,7 +140,7 @@ def make_searcher(cfg: PairtuneConfig, **tpe_options):
 def make_stopper(cfg: PairtuneConfig) -> SearchBudget:
     s = cfg.search
     return SearchBudget(
-        s.metric, EPOCH, str(run_dir(cfg) / END_FILE),
+        s.metric, EPOCH, str(storage.join(run_dir(cfg), END_FILE)),
         time_budget_s=s.time_budget_s, target=s.target, epoch_budget=s.epoch_budget, mode=s.mode,
     )
 
@@ -152,11 +158,17 @@ def _recording_asha():
         def on_trial_result(self, tune_controller, trial, result: dict) -> str:
             action = super().on_trial_result(tune_controller, trial, result)
             if action == TrialScheduler.STOP and not result.get("final"):
-                with open(self.stops_file, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"trial_id": trial.trial_id, EPOCH: result.get(EPOCH), "by": "asha"}) + "\n")
+                stop = {"trial_id": trial.trial_id, EPOCH: result.get(EPOCH), "by": "asha"}
+                storage.append_line(self.stops_file, json.dumps(stop))
             return action
 
     return RecordingASHA
+
+
+def best_checkpoint_name(metrics_by_checkpoint: dict[str, str]) -> str | None:
+    """Of {checkpoint name: its metrics.json text}, the one with the highest agreement."""
+    scores = {name: json.loads(text)[AGREEMENT] for name, text in metrics_by_checkpoint.items()}
+    return max(scores, key=scores.get, default=None)
 
 
 def prune_trial_checkpoints(trial_dir: Path) -> None:
@@ -182,8 +194,12 @@ def prune_callback():
         trials keep their latest one, so `pairtune resume` can continue them."""
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            if trial.path and Path(trial.path).is_dir():  # the trial's directory in storage_path
+            if not trial.path:  # the trial's directory in storage_path (inside its filesystem)
+                return
+            if Path(trial.path).is_dir():
                 prune_trial_checkpoints(Path(trial.path))
+            else:  # shared storage (s3://, gs://)
+                storage.prune_checkpoints(trial.storage.storage_filesystem, trial.path, best_checkpoint_name, RESUME_FILE)
 
     return PruneCheckpoints()
 
@@ -195,7 +211,7 @@ def make_scheduler(cfg: PairtuneConfig):
         return FIFOScheduler()
     max_t = float(max(possible_values(cfg, "train.epochs")))
     return _recording_asha()(
-        stops_file=str(run_dir(cfg) / STOPS_FILE),
+        stops_file=str(storage.join(run_dir(cfg), STOPS_FILE)),
         time_attr=EPOCH,
         max_t=max_t,
         grace_period=min(cfg.search.grace_period, max_t),
@@ -206,7 +222,7 @@ def make_scheduler(cfg: PairtuneConfig):
 def make_trainable(cfg: PairtuneConfig, prepared: PreparedData):
     from ray import tune
 
-    trainable = tune.with_parameters(run_trial, cfg=cfg, prepared=prepared)
+    trainable = named_trainable(tune.with_parameters(run_trial, cfg=cfg, prepared=prepared))
     return tune.with_resources(trainable, {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
 
 
@@ -238,41 +254,45 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
         ),
         run_config=tune.RunConfig(
             name=cfg.search.name,
-            storage_path=str(run_dir(cfg).parent),
+            storage_path=storage.parent(run_dir(cfg)),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order="max"
             ),
             callbacks=[prune_callback(), *tracking_callbacks(cfg.search.tracking, run_dir(cfg), cfg.search.name)],
             stop=make_stopper(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures, fail_fast=False),
+            # Results and experiment state reach shared storage (s3://) at least this often: `pairtune status`.
+            sync_config=tune.SyncConfig(sync_period=SYNC_PERIOD_S),
             progress_reporter=reporter,
             verbose=1,
         ),
     )
 
 
-def write_run_files(cfg: PairtuneConfig, prepared: PreparedData) -> Path:
+def write_run_files(cfg: PairtuneConfig, prepared: PreparedData) -> Path | str:
     directory = run_dir(cfg)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / CONFIG_FILE).write_text(cfg.to_yaml(), encoding="utf-8")
-    (directory / DATA_FILE).write_text(json.dumps(prepared.summary(), indent=2), encoding="utf-8")
+    storage.makedirs(directory)
+    storage.write_text(storage.join(directory, CONFIG_FILE), cfg.to_yaml())
+    storage.write_text(storage.join(directory, DATA_FILE), json.dumps(prepared.summary(), indent=2))
     return directory
 
 
 def fresh_run(cfg: PairtuneConfig) -> PairtuneConfig:
     """cfg, renamed with a timestamp when storage_path/name already holds an experiment, so a rerun
     never mixes its trials into an earlier run's directory."""
-    if not any(run_dir(cfg).glob("experiment_state-*.json")):
+    if not storage.has_experiment(run_dir(cfg)):
         return cfg
     name = f"{cfg.search.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    log.warning("%s already holds a search; this one goes to %s", run_dir(cfg), run_dir(cfg).parent / name)
+    log.warning("%s already holds a search; this one goes to %s", run_dir(cfg), storage.join(storage.parent(run_dir(cfg)), name))
     return dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, name=name))
 
 
-def load_run_config(run: Path) -> PairtuneConfig:
-    path = Path(run) / CONFIG_FILE
-    if not path.exists():
+def load_run_config(run: Path | str) -> PairtuneConfig:
+    path = storage.join(run, CONFIG_FILE)
+    if not storage.exists(path):
         raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    if storage.is_uri(path):
+        return parse_config(yaml.safe_load(storage.read_text(path)), str(path))
     return parse_config(read_yaml(path), str(path))
 
 
@@ -297,20 +317,22 @@ def resume_search(run: str | Path, address: str | None = None):
     continue from their latest checkpoint, the searcher keeps its history."""
     from ray import tune
 
-    run = Path(run).expanduser().resolve()
+    run = storage.location(run)
+    address = cluster_address(address)
     cfg = load_run_config(run)
     if not tune.Tuner.can_restore(str(run)):
         raise ConfigError([f"{run}: no Ray Tune experiment state to resume"])
     preflight(cfg, local_cluster=address is None)
     prepared = prepare_data(cfg)
     start_ray(address)
-    (run / END_FILE).unlink(missing_ok=True)  # this session records its own reason
+    budget.clear(run)  # this session records its own reason
     tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
     return tuner.fit(), run
 
 
 def run_search(cfg: PairtuneConfig, address: str | None = None):
     """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
+    address = cluster_address(address)
     preflight(cfg, local_cluster=address is None)
     cfg = fresh_run(cfg)
     prepared = prepare_data(cfg)  # raises DataError before Ray starts

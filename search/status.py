@@ -1,0 +1,61 @@
+"""`pairtune status RUN`: a live leaderboard of a search, read from its storage path.
+
+Works from any machine that can read the run (a laptop with S3 credentials, the head node, a shared
+disk): it needs no connection to the Ray cluster. While a search runs, Ray syncs trial results and
+its experiment state to shared storage every `SYNC_PERIOD_S` seconds; local runs are current.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from search import storage
+from search.config import ConfigError
+
+SYNC_PERIOD_S = 30  # tune.SyncConfig(sync_period=...) of every search: how stale a remote status can be
+
+
+def snapshot(run) -> tuple[pd.DataFrame, str]:
+    """The leaderboard (best first) and a one-line summary of where the search stands."""
+    from search.export import leaderboard
+    from search.tuner import load_run_config
+
+    run = storage.location(run)
+    with storage.local_view(run) as local:
+        base = load_run_config(local)
+        if not storage.has_experiment(local):
+            return pd.DataFrame(), f"{run}: no trial has started yet"
+        board, _ = leaderboard(local, base)
+    counts = board["outcome"].value_counts().to_dict() if len(board) else {}
+    parts = [f"{n} {k}" for k, n in sorted(counts.items())]
+    scored = board.dropna(subset=["best_agreement"]) if len(board) else board
+    best = f"; best agreement {scored.best_agreement.iloc[0]:.4f} (trial {scored.trial_id.iloc[0]})" if len(scored) else ""
+    line = f"{run}: {len(board)} of {base.search.num_samples} trials ({', '.join(parts) or 'none yet'}){best}"
+    return board, line
+
+
+def render(board: pd.DataFrame, line: str, limit: int = 30) -> str:
+    if not len(board):
+        return line
+    cols = [c for c in board.columns if c != "error"]
+    table = board[cols].head(limit).to_string(index=False, float_format=lambda x: f"{x:.4g}")
+    errors = [f"  error {r.trial_id}: {r.error}" for r in board.itertuples() if getattr(r, "error", "")]
+    return "\n".join([line, "", table, *errors[:10]])
+
+
+def finished(board: pd.DataFrame) -> bool:
+    return bool(len(board)) and not board["outcome"].isin(["running", "pending", "paused"]).any()
+
+
+def watch(run, every_s: float | None, out=print) -> pd.DataFrame:
+    """Print the leaderboard once, or every `every_s` seconds until no trial is pending or running."""
+    if not storage.exists(storage.join(storage.location(run), "pairtune_config.yaml")):
+        raise ConfigError([f"{run}: not a pairtune run directory (no pairtune_config.yaml)"])
+    while True:
+        board, line = snapshot(run)
+        out(time.strftime("%H:%M:%S ") + render(board, line))
+        if not every_s or finished(board):
+            return board
+        time.sleep(every_s)

@@ -1,0 +1,190 @@
+"""Run directories on local disk or on shared storage (s3://, gs://, file://, any pyarrow filesystem URI).
+
+A multi-node search writes to storage every node can reach; pairtune reads it back (export, status)
+from any machine with access. Local paths stay `pathlib.Path`s, so single-machine runs keep working
+exactly as before; URIs stay strings and go through `pyarrow.fs`, the layer Ray Tune itself uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# What `export` and `status` need from a run; checkpoints and TensorBoard events stay in storage.
+SKIP_DIRS = ("checkpoint_", "lightning")
+SKIP_FILES = ("events.out.tfevents",)
+
+
+def is_uri(path) -> bool:
+    return "://" in str(path)
+
+
+def _split(uri) -> tuple[str, str]:
+    """A URI's path part (no trailing slash) and its query (`?endpoint_override=...`, kept as is)."""
+    base, sep, query = str(uri).partition("?")
+    return base.rstrip("/"), sep + query
+
+
+def location(path) -> Path | str:
+    """A run or storage location: an absolute Path for local paths, the URI (no trailing slash) otherwise."""
+    if is_uri(path):
+        return "".join(_split(path))
+    return Path(os.path.expanduser(str(path))).resolve()
+
+
+def join(base, *parts: str) -> Path | str:
+    if is_uri(base):
+        path, query = _split(base)
+        return "/".join([path, *parts]) + query
+    return Path(base).joinpath(*parts)
+
+
+def parent(path) -> str:
+    if is_uri(path):
+        base, query = _split(path)
+        return base.rsplit("/", 1)[0] + query
+    return str(Path(path).parent)
+
+
+def name(path) -> str:
+    return _split(path)[0].rsplit("/", 1)[-1] if is_uri(path) else Path(path).name
+
+
+def filesystem(path):
+    """(pyarrow filesystem, path inside it) for a local path or URI."""
+    import pyarrow.fs as pafs
+
+    if is_uri(path):
+        return pafs.FileSystem.from_uri(str(path))
+    return pafs.LocalFileSystem(), str(path)
+
+
+def exists(path) -> bool:
+    import pyarrow.fs as pafs
+
+    fs, p = filesystem(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def makedirs(path) -> None:
+    fs, p = filesystem(path)
+    fs.create_dir(p, recursive=True)
+
+
+def read_text(path) -> str:
+    fs, p = filesystem(path)
+    with fs.open_input_stream(p) as f:
+        return f.read().decode("utf-8")
+
+
+def _output(path):
+    """An output stream at path, its directory created first (local filesystems need it)."""
+    fs, p = filesystem(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    return fs.open_output_stream(p)
+
+
+def write_text(path, text: str) -> None:
+    with _output(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def append_line(path, line: str) -> None:
+    """Append a line; object stores cannot append, so there the file is rewritten whole (small files only)."""
+    if not is_uri(path):
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        return
+    old = read_text(path) if exists(path) else ""
+    write_text(path, old + line + "\n")
+
+
+def list_names(path) -> list[str]:
+    """Names directly under a directory (empty when it does not exist)."""
+    import pyarrow.fs as pafs
+
+    fs, p = filesystem(path)
+    infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+    return sorted(i.base_name for i in infos)
+
+
+def has_experiment(run) -> bool:
+    return any(n.startswith("experiment_state-") and n.endswith(".json") for n in list_names(run))
+
+
+def delete_dir(path) -> None:
+    fs, p = filesystem(path)
+    fs.delete_dir(p)
+
+
+def download(run, local_dir: str | Path) -> Path:
+    """Copy a run's results (everything but checkpoints and TensorBoard events) to a local directory."""
+    import pyarrow.fs as pafs
+
+    fs, root = filesystem(run)
+    local_dir = Path(local_dir)
+    root = root.rstrip("/")
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    if not infos:
+        raise FileNotFoundError(f"{run}: nothing there")
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        rel = info.path[len(root):].lstrip("/")
+        parts = rel.split("/")
+        if any(part.startswith(SKIP_DIRS) for part in parts[:-1]) or parts[-1].startswith(SKIP_FILES):
+            continue
+        target = local_dir.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(info.path) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return local_dir
+
+
+def upload(local_dir: str | Path, target) -> None:
+    """Copy a local directory's files to a local path or URI."""
+    for path in sorted(Path(local_dir).rglob("*")):
+        if path.is_file():
+            dest = join(target, *path.relative_to(local_dir).parts)
+            if is_uri(dest):
+                with open(path, "rb") as src, _output(dest) as dst:
+                    shutil.copyfileobj(src, dst)
+            else:
+                Path(dest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+
+
+@contextlib.contextmanager
+def local_view(run):
+    """The run as a local directory: itself when local, else a temporary copy of its results."""
+    run = location(run)
+    if not is_uri(run):
+        yield run
+        return
+    with tempfile.TemporaryDirectory(prefix="pairtune-run-") as tmp:
+        yield download(run, Path(tmp) / name(run))
+
+
+def prune_checkpoints(fs, trial_path: str, pick_best, resume_file: str) -> None:
+    """prune_trial_checkpoints for a trial directory on shared storage: keep only the best checkpoint
+    holding a model (chosen by pick_best from each one's metrics.json text), without its resume state."""
+    import pyarrow.fs as pafs
+
+    from model.checkpoint import METRICS, WEIGHTS
+
+    infos = fs.get_file_info(pafs.FileSelector(trial_path, allow_not_found=True))
+    dirs = sorted(i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_"))
+    metrics = {}
+    for d in dirs:
+        if fs.get_file_info(f"{d}/{WEIGHTS}").type == pafs.FileType.File:
+            with fs.open_input_stream(f"{d}/{METRICS}") as f:
+                metrics[d] = f.read().decode("utf-8")
+    best = pick_best(metrics)
+    for d in dirs:
+        if d != best:
+            fs.delete_dir(d)
+    if best is not None and fs.get_file_info(f"{best}/{resume_file}").type == pafs.FileType.File:
+        fs.delete_file(f"{best}/{resume_file}")
