@@ -247,6 +247,22 @@ def run_all(keys, seeds, args, runs) -> None:
     ray.shutdown()
 
 
+def paired(runs, base: str, other: str, budget: float) -> str:
+    """Seed-by-seed difference of the answer's true value (other - base) at 25/50/100% of the budget:
+    mean, wins-losses and Wilcoxon's signed-rank p (ties dropped)."""
+    from scipy.stats import wilcoxon
+
+    by_seed = {r["seed"]: r for r in runs[base]}
+    out = []
+    for frac in (0.25, 0.5, 1.0):
+        d = np.array([value_at(r["trace"], frac * budget) - value_at(by_seed[r["seed"]]["trace"], frac * budget)
+                      for r in runs[other] if r["seed"] in by_seed])
+        nonzero = d[np.abs(d) > 1e-9]
+        p = wilcoxon(nonzero).pvalue if len(nonzero) > 5 else float("nan")
+        out.append(f"{d.mean():+.4f} ({(d > 1e-9).sum()}-{(d < -1e-9).sum()}, p={p:.3f})")
+    return f"| {other} - {base} | " + " | ".join(out) + " |"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=20)
@@ -255,6 +271,7 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--jsonl", default=None, help="append every run here as it ends (traces included)")
     ap.add_argument("--from-jsonl", default=None, help="only print the table for the runs in this file")
+    ap.add_argument("--paired", default="a,d", help="also compare every strategy with these, seed by seed")
     args = ap.parse_args()
 
     keys = args.strategies.split(",")
@@ -296,6 +313,12 @@ def main() -> None:
         trials = statistics.median(r["trials"] for r in runs[k])
         print(f"| {k}: {STRATEGIES[k][0]} | {' | '.join(cells)} | {need_cell} | {reached}/{len(seeds)} | "
               f"{trials:g} | {rate:.0f} |")
+    for base in (b for b in args.paired.split(",") if b in runs):
+        print(f"\nseed by seed against {base}: mean difference of the answer's true value (wins-losses, p)")
+        print("| strategies | at 25% | at 50% | at 100% |\n|---|---|---|---|")
+        for k in keys:
+            if k != base:
+                print(paired(runs, base, k, budget))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+
+# Each trial prints one line per validation; Ray's log deduplication (read when ray is imported)
+# would fold the lines of different trials into "[repeated Nx across cluster]".
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from data import DataError
 from model.backbone import BackboneError
