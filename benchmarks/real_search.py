@@ -56,7 +56,14 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--epoch-budget", type=float, default=24)
     ap.add_argument("--out", default=str(Path("~/pairtune_results/real-search").expanduser()))
+    ap.add_argument("--measure", default=None, metavar="RUN", help="only print the overhead of an existing run")
     args = ap.parse_args()
+    if args.measure:
+        from search.tuner import load_run_config
+
+        slots = load_run_config(args.measure).search.max_concurrent_trials
+        print(json.dumps(overhead(Path(args.measure), slots)))
+        return
 
     sys.path.insert(0, str(ROOT / "tests"))
     from tiny import make_tiny_backbone

@@ -101,7 +101,8 @@ def cmd_train(args) -> int:
             print(f"  fold {r['fold']}: {r['best_agreement']:.4f} at epoch {r['best_epoch']:g}  -> {r['checkpoint']}")
         print(f"mean {result['mean_agreement']:.4f} (std {result['std_agreement']:.4f}) over {len(result['folds'])} folds")
     else:
-        print(f"\nbest {result['metric']}: {result['best_agreement']:.4f} at epoch {result['best_epoch']:g}")
+        extra = "" if result["metric"] == "val/agreement" else f" (val/agreement {result['best_agreement']:.4f})"
+        print(f"\nbest {result['metric']}: {result['best_value']:.4f}{extra} at epoch {result['best_epoch']:g}")
     print(f"model saved to {result['checkpoint']}")
     return 0
 

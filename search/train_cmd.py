@@ -69,14 +69,15 @@ def _train_fold(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, toke
 
     def on_result(r, module) -> None:
         log.info("fold %d, epoch %.2f: %s %.4f, val loss %.4f", cfg.data.fold, r.epoch, AGREEMENT, r.agreement, r.val_loss)
-        if r.is_best:
-            metrics = {AGREEMENT: r.agreement, "epoch": r.epoch, "step": r.step, "fold": cfg.data.fold}
+        if r.is_best:  # by search.metric, as the search picked its best checkpoint
+            metrics = {**r.metrics, AGREEMENT: r.agreement, "epoch": r.epoch, "step": r.step, "fold": cfg.data.fold}
             save_checkpoint(out_dir, module, config, metrics, tokenizer)
 
     _, tracker = fit(cfg.model, cfg.train, prepared.fold_data(cfg), cfg.data.max_length, on_result,
-                     root_dir=str(out_dir), progress=True)
-    best = max(tracker.history, key=lambda r: r.agreement)
-    return {"metric": AGREEMENT, "fold": cfg.data.fold, "best_agreement": best.agreement, "best_epoch": best.epoch,
+                     root_dir=str(out_dir), progress=True, monitor=cfg.search.metric)
+    best = [r for r in tracker.history if r.is_best][-1]
+    return {"metric": cfg.search.metric, "fold": cfg.data.fold, "best_value": best.value,
+            "best_agreement": best.agreement, "best_epoch": best.epoch,
             "checkpoint": str(out_dir), "history": tracker.history, "data": prepared.summary()}
 
 
