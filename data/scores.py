@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from data.config import DataConfig
-from data.folds import FoldSplit
+from data.folds import FoldSplit, _folds_by_component
 from data.pairs import (
     DataError,
     PairVotes,
@@ -143,16 +143,8 @@ def text_folds(data: ScoredTexts, k: int, seed: int) -> tuple[np.ndarray, str]:
     codes, uniques = pd.factorize(data.groups)
     if len(uniques) < k:
         raise ValueError(f"only {len(uniques)} groups in data.group_column for {k} folds")
-    sizes = np.bincount(codes)
-    order = rng.permutation(len(uniques))
-    order = order[np.argsort(-sizes[order], kind="stable")]
-    load = np.zeros(k)
-    group_fold = np.empty(len(uniques), dtype=np.int64)
-    for g in order:
-        f = int(np.argmin(load))
-        group_fold[g] = f
-        load[f] += sizes[g]
-    return group_fold[codes], "groups"
+    # the same greedy packing as vote-graph components: largest groups first, into the lightest fold
+    return _folds_by_component(codes, np.bincount(codes, minlength=len(uniques)), k, rng), "groups"
 
 
 def derive_pairs(members: np.ndarray, scores: np.ndarray, per_text: int, min_gap: float, seed) -> tuple[np.ndarray, np.ndarray]:
