@@ -182,7 +182,11 @@ def _print_export(e) -> None:
     print("\nleaderboard (best first):")
     print(e.leaderboard[cols].head(20).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"\n{_ended_line(e.summary)}")
-    print(f"best agreement {e.best_agreement:.4f}")
+    metric = e.summary.get("metric", "val/agreement")
+    if metric != "val/agreement":
+        print(f"best {metric} {e.summary['best_value']:.4f} (its val/agreement {e.best_agreement:.4f})")
+    else:
+        print(f"best agreement {e.best_agreement:.4f}")
     if e.baseline is not None:
         from search.baseline import describe
 

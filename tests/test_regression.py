@@ -102,6 +102,7 @@ def test_search_for_pearson_with_mse_regression(tmp_path, tiny_backbone):
     assert board.best_pearson.iloc[0] == board.best_pearson.max()  # ranked by the searched metric
     summary = json.loads((run / "export" / "summary.json").read_text())
     assert summary["metric"] == "val/pearson" and summary["best_value"] == pytest.approx(board.best_pearson.iloc[0])
+    assert f"best val/pearson {summary['best_value']:.4f}" in out.stdout  # the summary names the searched metric
     # The kept checkpoint of the best trial is its best-Pearson validation.
     metrics = json.loads((Path(summary["best_checkpoint"]) / "metrics.json").read_text())
     results = [json.loads(line) for line in (run / summary["best_trial"] / "result.json").read_text().splitlines()]
