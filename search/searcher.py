@@ -84,7 +84,7 @@ class RungAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         value = result.get(self.metric)
-        if self._feedback == "rung":
+        if self._feedback == "rung" and self._milestones:  # without ASHA (fifo) there are no rungs: as pruned
             value = self._first_rung_value.get(trial_id)
             state = TrialState.COMPLETE if value is not None else TrialState.PRUNED
         else:

@@ -74,6 +74,13 @@ def test_rung_feedback_compares_every_trial_at_the_first_rung():
     assert t[2].state == TrialState.PRUNED
 
 
+def test_rung_feedback_without_asha_judges_finished_trials_by_their_value():
+    s = make_searcher(config(stopped_trials="rung", scheduler="fifo"))
+    run(s, "a", [(1.0, 0.60, False), (4.0, 0.70, True)])
+    t = trials(s)
+    assert (t[0].state, t[0].value) == (TrialState.COMPLETE, pytest.approx(0.70))
+
+
 def test_stock_feedback_is_rays():
     s = make_searcher(config(stopped_trials="stock"))
     run(s, "b", [(1.1, 0.64, False), (2.0, 0.67, False)])
