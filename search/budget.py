@@ -3,8 +3,8 @@
 `num_samples` and `max_concurrent_trials` are Tune's own. On top, a `SearchBudget` stopper ends the
 search when the first of these is reached:
 
-- ``time_budget_s``: wall seconds since this session of the search started (a resumed search gets the
-  budget again);
+- ``time_budget_s``: wall seconds since this session of the search started (a resumed search gets
+  every budget afresh);
 - ``target``: some trial's validation metric reached this value (e.g. agreement 0.80);
 - ``epoch_budget``: total compute, the sum of epochs trained over all trials (fractional epochs, as
   ASHA counts them) - the budget the search-efficiency benchmark compares searchers at.
@@ -44,8 +44,8 @@ class SearchBudget(tune.Stopper):
         self.epochs: dict[str, float] = {}
         self.ended_by: dict | None = None
 
-    def __getstate__(self):  # a resumed search starts its clock again
-        return {**self.__dict__, "started": None}
+    def __getstate__(self):  # a resumed search gets its budgets afresh (clock, epochs, end)
+        return {**self.__dict__, "started": None, "epochs": {}, "ended_by": None}
 
     @property
     def epochs_total(self) -> float:
