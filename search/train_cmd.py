@@ -26,7 +26,7 @@ from model.precision import resolve_precision
 from model.ranker import AGREEMENT
 from model.train import fit
 from search.config import ConfigError, PairtuneConfig, with_params
-from search.prepare import PreparedData, prepare_data
+from search.prepare import PreparedData, load_split, prepare_data
 from search.space import searched_dimensions
 from search.tuner import preflight
 
@@ -53,15 +53,20 @@ def parse_folds(spec: str | None, cfg: PairtuneConfig) -> list[int] | None:
     return sorted(set(folds))
 
 
-def _fold_split(prepared: PreparedData, cfg: PairtuneConfig) -> FoldSplit:
-    """cfg's fold of the already read votes (fold assignment is deterministic given data.split_seed)."""
+def _fold_data(prepared: PreparedData, cfg: PairtuneConfig) -> PreparedData:
+    """prepared, on cfg's fold. Pair votes: the already read votes, split again (fold assignment is
+    deterministic given data.split_seed). Scored data: the fold's pairs are derived inside its own
+    text split, exactly as the search did (load_split); the texts, hence the tokens, are the same."""
     d = cfg.data
+    if d.format != "pairs":
+        votes, split = load_split(cfg)
+        return dataclasses.replace(prepared, votes=votes, split=split)
     if d.fold == prepared.split.fold:
-        return prepared.split
+        return prepared
     split = make_fold(prepared.votes, d.folds, d.fold, d.split_seed, d.split)
     if len(split.val_votes) == 0 or len(split.train_votes) == 0:
         raise DataError(f"{prepared.votes.source}: fold {d.fold} is empty ({split.describe()}); lower data.folds or add votes")
-    return cap_train_votes(split, d.max_train_votes, d.split_seed)
+    return dataclasses.replace(prepared, split=cap_train_votes(split, d.max_train_votes, d.split_seed))
 
 
 def _train_fold(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, tokenizer) -> dict:
@@ -128,7 +133,7 @@ def train_config(cfg: PairtuneConfig, out: str | None = None, folds: list[int] |
     results = []
     for k in folds:
         cfg_k = with_params(cfg, {"data.fold": k})
-        prepared_k = dataclasses.replace(prepared, split=_fold_split(prepared, cfg_k))
+        prepared_k = _fold_data(prepared, cfg_k)
         results.append(_train_fold(cfg_k, prepared_k, out_dir / FOLD_DIR.format(k), tokenizer))
     scores = [r["best_agreement"] for r in results]
     summary = {

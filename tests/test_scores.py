@@ -176,3 +176,24 @@ def test_check_summarises_scored_data(tmp_path):
     cfg = load_config(config)
     _, split = load_split(cfg)
     assert f"{len(split.val_votes)} derived pairs)" in out.stdout
+
+
+def test_train_folds_all_on_scored_data_uses_each_folds_own_derived_pairs(tmp_path, tiny_backbone):
+    """Every fold model validates on the pairs the search derives for that fold (texts split first)."""
+    import json
+
+    from search.config import with_params
+    from search.train_cmd import train_config
+
+    raw = {"data": {"format": "scores", "pairs": str(shared("ruddit_scores.csv")), "score_column": "offensiveness_score",
+                    "max_texts": 240, "folds": 3, "max_length": 32},
+           "model": {"backbone": tiny_backbone}, "train": {"epochs": 1, "batch_size": 16}, "search": {"name": "sc"}}
+    path = tmp_path / "sc.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path)
+    train_config(cfg, str(tmp_path / "out"), folds=[0, 1, 2])
+    folds = json.loads((tmp_path / "out" / "ensemble.json").read_text())["folds"]
+    for k in range(3):
+        _, split = load_split(with_params(cfg, {"data.fold": k}))
+        assert folds[str(k)]["val_votes"] == len(split.val_votes)
+        assert folds[str(k)]["train_votes"] == len(split.train_votes)
