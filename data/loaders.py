@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
 from data.tokens import TokenizedTexts
 
@@ -125,45 +125,83 @@ class LengthGroupedBatches(Sampler):
             yield batches[b]
 
 
+class ShardedBatches(Sampler):
+    """This rank's share of every batch of `batches`, for data-parallel training: each of `world`
+    processes draws the same batches (same seed) and takes every world-th item of each, so together
+    they train on exactly the batches one process would. A batch with fewer items than processes
+    (at most the epoch's last) is skipped, so no process ever gets an empty one."""
+
+    def __init__(self, batches: Sampler, n_items: int, batch_size: int, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+        self.n_items, self.batch_size = n_items, batch_size
+
+    def __len__(self) -> int:
+        return sharded_batch_count(self.n_items, self.batch_size, self.world)
+
+    def __iter__(self):
+        for batch in self.batches:
+            if len(batch) >= self.world:
+                yield list(batch)[self.rank :: self.world]
+
+
+def sharded_batch_count(n_items: int, batch_size: int, world: int = 1) -> int:
+    """Batches per epoch over n items: all full ones, plus the remainder when every process gets some."""
+    full, rest = divmod(n_items, batch_size)
+    return full + (1 if rest >= world else 0)
+
+
+def _batches(n_items: int, lengths: np.ndarray | None, batch_size: int, seed: int, rank: int, world: int) -> Sampler:
+    """Shuffled batches of item indices: length-grouped when lengths are given, sharded for world > 1."""
+    if lengths is not None:
+        batches: Sampler = LengthGroupedBatches(lengths, batch_size, seed)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        batches = BatchSampler(RandomSampler(range(n_items), generator=generator), batch_size, drop_last=False)
+    return batches if world == 1 else ShardedBatches(batches, n_items, batch_size, rank, world)
+
+
 def train_loader(
     data: FoldData, batch_size: int, max_length: int, seed: int, length_grouping: bool = True,
-    texts_per_forward: int | None = None,
+    texts_per_forward: int | None = None, rank: int = 0, world: int = 1,
 ) -> DataLoader:
     """Vote batches, deterministic given the seed: length-grouped (default) or plainly shuffled.
+    With world > 1 (data-parallel training) this process's share of each batch (ShardedBatches).
     No worker processes: collation is cheap numpy slicing, and a worker would compete with the
     trial's own CPU threads."""
     collate = _VoteCollate(data, max_length, texts_per_forward)
+    lengths = None
     if length_grouping:
-        lengths = data.tokens.lengths_at(max_length)
-        vote_len = np.maximum(lengths[data.train_less], lengths[data.train_more])
-        sampler = LengthGroupedBatches(vote_len, batch_size, seed)
-        return DataLoader(range(len(data.train_less)), batch_sampler=sampler, collate_fn=collate, num_workers=0)
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        range(len(data.train_less)), batch_size=batch_size, shuffle=True, generator=generator,
-        collate_fn=collate, num_workers=0,
-    )
+        token_lengths = data.tokens.lengths_at(max_length)
+        lengths = np.maximum(token_lengths[data.train_less], token_lengths[data.train_more])
+    n = len(data.train_less)
+    sampler = _batches(n, lengths, batch_size, seed, rank, world)
+    return DataLoader(range(n), batch_sampler=sampler, collate_fn=collate, num_workers=0)
 
 
 def scored_text_loader(
     data: FoldData, batch_size: int, max_length: int, seed: int, length_grouping: bool = True,
-    texts_per_forward: int | None = None,
+    texts_per_forward: int | None = None, rank: int = 0, world: int = 1,
 ) -> DataLoader:
     """Batches of training texts with their scores (train.loss mse), shuffled like vote batches."""
     if data.train_texts is None or data.scores is None:
         raise ValueError("pointwise training needs scored texts (data.format scores or labels)")
     collate = _ScoredTextCollate(data, max_length, texts_per_forward)
-    items = range(len(data.train_texts))
-    if length_grouping:
-        sampler = LengthGroupedBatches(data.tokens.lengths_at(max_length)[data.train_texts], batch_size, seed)
-        return DataLoader(items, batch_sampler=sampler, collate_fn=collate, num_workers=0)
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(items, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=collate, num_workers=0)
+    n = len(data.train_texts)
+    lengths = data.tokens.lengths_at(max_length)[data.train_texts] if length_grouping else None
+    sampler = _batches(n, lengths, batch_size, seed, rank, world)
+    return DataLoader(range(n), batch_sampler=sampler, collate_fn=collate, num_workers=0)
 
 
-def text_loader(tokens: TokenizedTexts, texts: np.ndarray, batch_size: int, max_length: int) -> DataLoader:
+def text_loader(
+    tokens: TokenizedTexts, texts: np.ndarray, batch_size: int, max_length: int, rank: int = 0, world: int = 1,
+) -> DataLoader:
     """Batches over `texts` (indices into tokens), longest first so each batch pads little.
-    Batches carry each text's position in `texts`."""
+    Batches carry each text's position in `texts`. With world > 1, every world-th batch; a process
+    left one short repeats a batch, so all run the same number of steps (DDP's forward may sync)."""
     order = np.argsort(-tokens.lengths_at(max_length)[texts], kind="stable")
     batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if world > 1:
+        per_rank = -(-len(batches) // world)
+        mine = batches[rank::world]
+        batches = mine + [(mine or batches)[-1]] * (per_rank - len(mine))
     return DataLoader(batches, batch_size=None, collate_fn=_TextCollate(tokens, texts, max_length), num_workers=0)

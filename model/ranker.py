@@ -95,7 +95,17 @@ class PairwiseRanker(pl.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step} (lr {self.train_cfg.lr:g})")
         self.log(TRAIN_LOSS, loss, prog_bar=True, batch_size=n)
-        return loss
+        return loss * self._batch_share(n)
+
+    def _batch_share(self, n: int) -> torch.Tensor | float:
+        """Data-parallel training: this process's loss is the mean over its n items, and DDP averages
+        the processes' gradients; weighting by n * world / (the batch's items) makes that average the
+        mean over the whole batch, as in one process, even when the shares differ by an item."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world == 1:
+            return 1.0
+        counts = self.all_gather(torch.tensor(float(n), device=self.device))  # (world,)
+        return n * world / counts.sum()
 
     def on_validation_epoch_start(self) -> None:
         self._val_scores = torch.full((self.n_val_texts,), float("nan"), device=self.device)
@@ -105,6 +115,12 @@ class PairwiseRanker(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         scores = self._val_scores
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # Each process scored its share of the texts (data.loaders.text_loader); the largest value
+            # per text collects them (a text scored twice got the same score twice).
+            scores = torch.where(torch.isnan(scores), torch.full_like(scores, -torch.inf), scores)
+            torch.distributed.all_reduce(scores, op=torch.distributed.ReduceOp.MAX)
+            scores[torch.isneginf(scores)] = torch.nan
         if torch.isnan(scores).any():
             raise RuntimeError("some validation texts were not scored")
         less, more = self.val_less.to(scores.device), self.val_more.to(scores.device)

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 import pytorch_lightning as pl
 import torch
 
-from data.loaders import FoldData, scored_text_loader, text_loader, train_loader
+from data.loaders import (
+    FoldData,
+    scored_text_loader,
+    sharded_batch_count,
+    text_loader,
+    train_loader,
+)
 from model.config import ModelConfig, TrainConfig
 from model.losses import POINTWISE_LOSSES
 from model.precision import cuda_usable, resolve_precision
@@ -38,6 +44,17 @@ class ValidationResult:
     value: float = math.nan  # this validation's value of `monitor`
     best_value: float = math.nan
     metrics: dict = field(default_factory=dict)  # every val/* metric of this validation
+
+
+@dataclass
+class Distributed:
+    """A process of a data-parallel run: its rank among `world`, and the Lightning strategy and
+    plugins that join the process group (built by search/ddp.py, so this module needs no Ray)."""
+
+    rank: int
+    world: int
+    strategy: object
+    plugins: list = field(default_factory=list)
 
 
 class ValidationCallback(pl.Callback):
@@ -90,9 +107,10 @@ class ValidationCallback(pl.Callback):
         self.on_result(result, module)
 
 
-def steps_per_epoch(n_train_items: int, cfg: TrainConfig) -> int:
-    """Optimizer steps per epoch over n training votes (or texts, for a pointwise loss)."""
-    batches = math.ceil(n_train_items / cfg.batch_size)
+def steps_per_epoch(n_train_items: int, cfg: TrainConfig, world: int = 1) -> int:
+    """Optimizer steps per epoch over n training votes (or texts, for a pointwise loss), with `world`
+    data-parallel processes sharing each batch (see data.loaders.ShardedBatches)."""
+    batches = sharded_batch_count(n_train_items, cfg.batch_size, world)
     return max(1, math.ceil(batches / cfg.accumulate_grad_batches))
 
 
@@ -127,6 +145,7 @@ def fit(
     started_at: float | None = None,
     resume_from: str | None = None,
     monitor: str = AGREEMENT,
+    distributed: Distributed | None = None,
 ) -> tuple[PairwiseRanker, ValidationCallback]:
     """Train on data's training votes, validating (and calling on_result) at least once per epoch.
     With no validation votes (a final model on all votes) it trains for train_cfg.epochs and never
@@ -136,6 +155,8 @@ def fit(
 
     started_at: time.perf_counter() when the run began (default: now), for the start-up time.
     resume_from: a Lightning checkpoint (see save_resume_state) to continue from.
+    distributed: this process's place in a data-parallel run (search/ddp.py): every process calls
+    fit; each trains on its share of every batch and scores its share of the validation texts.
     """
     started_at = time.perf_counter() if started_at is None else started_at
     pl.seed_everything(train_cfg.seed, workers=True, verbose=False)
@@ -143,13 +164,15 @@ def fit(
     precision = resolve_precision(train_cfg.precision, on_cuda)
     pointwise = train_cfg.loss in POINTWISE_LOSSES
     make_loader = scored_text_loader if pointwise else train_loader
+    rank, world = (distributed.rank, distributed.world) if distributed else (0, 1)
     train_dl = make_loader(
-        data, train_cfg.batch_size, max_length, train_cfg.seed, train_cfg.length_grouping, train_cfg.texts_per_forward
+        data, train_cfg.batch_size, max_length, train_cfg.seed, train_cfg.length_grouping, train_cfg.texts_per_forward,
+        rank=rank, world=world,
     )
     validate = len(data.val_less) > 0
     texts, val_less, val_more = data.val_texts()
-    val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length) if validate else None
-    per_epoch = steps_per_epoch(len(data.train_texts) if pointwise else len(data.train_less), train_cfg)
+    val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length, rank, world) if validate else None
+    per_epoch = steps_per_epoch(len(data.train_texts) if pointwise else len(data.train_less), train_cfg, world)
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
     module.set_validation_votes(len(texts), val_less, val_more, None if data.scores is None else data.scores[texts])
     tracker = ValidationCallback(per_epoch, on_result, started_at, monitor)
@@ -161,9 +184,13 @@ def fit(
     if train_cfg.val_every_n_steps and validate:
         batches = len(train_dl)
         val_interval = min(1.0, train_cfg.val_every_n_steps * train_cfg.accumulate_grad_batches / batches)
+    placement = {"devices": 1}
+    if distributed:  # one device per process; the strategy knows the process group
+        placement = {"devices": "auto", "strategy": distributed.strategy, "plugins": distributed.plugins,
+                     "use_distributed_sampler": False}  # the loaders shard batches themselves
     trainer = pl.Trainer(
         accelerator="gpu" if on_cuda else "cpu",
-        devices=1,
+        **placement,
         precision=precision,
         max_epochs=train_cfg.epochs,
         accumulate_grad_batches=train_cfg.accumulate_grad_batches,
@@ -186,6 +213,7 @@ def fit(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # a model on all votes
+        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # validation metrics are all-reduced
         trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl, ckpt_path=resume_from)
     return module, tracker
 

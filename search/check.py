@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from search.cluster import cluster_address
 from search.config import PairtuneConfig
+from search.ddp import workers_per_trial
 from search.prepare import PreparedData, prepare_data
 from search.space import fixed_values, searched_dimensions
 from search.tuner import preflight, run_dir
@@ -34,7 +35,8 @@ def describe(cfg: PairtuneConfig, prepared: PreparedData) -> str:
         f"data:         {d['source']}",
         *data_lines,
         f"tokenised:    {len(prepared.tokens)} variant(s) (backbone x lowercase), max_length {max(t.max_length for t in prepared.tokens.values())}",
-        f"trials:       {s.num_samples}, {s.max_concurrent_trials} at a time, {s.cpus_per_trial:g} CPU + {s.gpus_per_trial:g} GPU each",
+        f"trials:       {s.num_samples}, {s.max_concurrent_trials} at a time, {s.cpus_per_trial:g} CPU + {s.gpus_per_trial:g} GPU each"
+        + (f", as a data-parallel (DDP) run of {workers_per_trial(s)} workers" if workers_per_trial(s) > 1 else ""),
         f"searcher:     {s.searcher} (seed {s.seed}), scheduler {s.scheduler}"
         + (f" (grace {s.grace_period:g} epochs, reduction factor {s.reduction_factor:g})" if s.scheduler == "asha" else ""),
         f"results:      {run_dir(cfg)}",

@@ -24,4 +24,12 @@ def named_trainable(trainable):
             info = getattr(self, "_trial_info", None)
             return info.trial_name if info is not None and info.trial_name else "pairtune_trial"
 
+        def cleanup(self) -> None:
+            try:
+                super().cleanup()
+            finally:  # a data-parallel trial's workers and placement group go with the trial
+                from search.ddp import release
+
+                release()
+
     return PairtuneTrial

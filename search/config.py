@@ -43,7 +43,11 @@ class SearchConfig:
     cpus_per_trial: float = 1.0
     """CPUs each trial reserves; also its torch thread count."""
     gpus_per_trial: float = 0.0
-    """GPUs each trial reserves: 0, a fraction (0.5 packs two trials on a GPU), or 1."""
+    """GPUs each trial reserves: 0, a fraction (0.5 packs two trials on a GPU), 1, or a whole N > 1:
+    then each trial is a Ray Train data-parallel (DDP) run over N GPUs, one worker each (search/ddp.py)."""
+    workers_per_trial: int | None = None
+    """Data-parallel processes per trial; null = one per GPU when gpus_per_trial > 1, else 1. Set it
+    with gpus_per_trial 0 for DDP over CPU processes (gloo), each with cpus_per_trial / N CPUs."""
     searcher: Literal["optuna", "random"] = "optuna"
     """optuna: TPE (multivariate, seeded); random: Optuna's random sampler."""
     scheduler: Literal["asha", "fifo"] = "asha"
@@ -90,8 +94,17 @@ class SearchConfig:
                 out.append((key, f"must be positive, got {getattr(self, key)}"))
         if self.gpus_per_trial < 0:
             out.append(("gpus_per_trial", f"must not be negative, got {self.gpus_per_trial}"))
-        elif self.gpus_per_trial > 1:
-            out.append(("gpus_per_trial", f"more than one GPU per trial is not supported yet, got {self.gpus_per_trial}"))
+        elif self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            out.append(("gpus_per_trial", f"above 1 must be a whole number of GPUs (one per DDP worker), got {self.gpus_per_trial}"))
+        if self.workers_per_trial is not None:
+            n = self.workers_per_trial
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                out.append(("workers_per_trial", f"must be a whole number >= 1 or null, got {n!r}"))
+            elif n > 1 and self.gpus_per_trial not in (0, n):
+                message = f"{n} DDP workers take one GPU each, so gpus_per_trial must be 0 or {n}, got {self.gpus_per_trial:g}"
+                out.append(("workers_per_trial", message))
+            elif n > 1 and self.cpus_per_trial < n:
+                out.append(("cpus_per_trial", f"{self.cpus_per_trial:g} CPUs for {n} DDP workers: each needs at least one"))
         if self.reduction_factor <= 1:
             out.append(("reduction_factor", f"must be greater than 1, got {self.reduction_factor}"))
         for key in ("time_budget_s", "epoch_budget"):

@@ -44,6 +44,23 @@ def trial_metrics(r: ValidationResult) -> dict:
     }
 
 
+def fill_checkpoint(d: str, r: ValidationResult, module, config_dict: dict, metrics: dict, rank0: bool = True) -> bool:
+    """Write into d what this validation leaves: the model when it is a new best, and the state to
+    resume from unless training is over. In a data-parallel trial every process calls this (saving
+    the resume state is collective) and only rank 0 writes. True when d holds anything."""
+    if r.is_best and rank0:
+        save_checkpoint(d, module, config_dict, metrics)
+    if not r.final:  # nothing follows the last validation, so nothing to resume
+        save_resume_state(module, os.path.join(d, RESUME_FILE))
+    return bool(os.listdir(d))
+
+
+def validation_line(name: str, r: ValidationResult, where: dict) -> str:
+    """One line per validation in the job's logs (and the trial actor's logs on the dashboard)."""
+    return (f"pairtune: trial {name}: epoch {r.epoch:.2f} {AGREEMENT} {r.agreement:.4f} (best {r.best_agreement:.4f}) "
+            f"on {where['device']} node {where['node_ip']}")
+
+
 def placement(use_gpu: bool, precision: str) -> dict:
     """Where this trial runs: node, the GPU ids Ray gave it (Ray also sets CUDA_VISIBLE_DEVICES to
     them, so the trial sees only those), and the device and precision it trains with: a declared GPU
@@ -79,15 +96,9 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
         Ray keeps the best and the latest; PruneCheckpoints drops the rest when the trial ends."""
         began = time.perf_counter()
         metrics = {**trial_metrics(r), **where, "report_s": round(outside[0], 3)}
-        # One line per validation in the job's logs (and the trial actor's logs on the dashboard).
-        print(f"pairtune: trial {name}: epoch {r.epoch:.2f} {AGREEMENT} {r.agreement:.4f} (best {r.best_agreement:.4f}) "
-              f"on {where['device']} node {where['node_ip']}", flush=True)
+        print(validation_line(name, r, where), flush=True)
         with tempfile.TemporaryDirectory() as d:
-            if r.is_best:
-                save_checkpoint(d, module, config_dict, metrics)
-            if not r.final:  # nothing follows the last validation, so nothing to resume
-                save_resume_state(module, os.path.join(d, RESUME_FILE))
-            if os.listdir(d):
+            if fill_checkpoint(d, r, module, config_dict, metrics):
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
             else:
                 tune.report(metrics)

@@ -15,7 +15,7 @@ import yaml
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
 from model.ranker import AGREEMENT, VAL_LOSS
-from search import budget, storage
+from search import budget, ddp, storage
 from search.budget import END_FILE, SearchBudget
 from search.cluster import cluster_address, named_trainable
 from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
@@ -222,6 +222,9 @@ def make_scheduler(cfg: PairtuneConfig):
 def make_trainable(cfg: PairtuneConfig, prepared: PreparedData):
     from ray import tune
 
+    if ddp.workers_per_trial(cfg.search) > 1:  # the trial drives a Ray Train run that holds the CPUs/GPUs
+        trainable = named_trainable(tune.with_parameters(ddp.run_ddp_trial, cfg=cfg, prepared=prepared))
+        return tune.with_resources(trainable, ddp.driver_resources())
     trainable = named_trainable(tune.with_parameters(run_trial, cfg=cfg, prepared=prepared))
     return tune.with_resources(trainable, {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
 
