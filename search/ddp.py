@@ -187,6 +187,7 @@ def worker_placement(where: dict) -> dict:
 def _worker(config: dict) -> None:
     """One data-parallel process of a trial (Ray Train's train_loop_per_worker)."""
     import ray.train
+    import torch
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
     from ray.util import get_current_placement_group
 
@@ -231,6 +232,15 @@ def _worker(config: dict) -> None:
         from pytorch_lightning.loggers import TensorBoardLogger
 
         logger = TensorBoardLogger(save_dir=config["trial_dir"], name="lightning", version="")
+    class Strategy(RayDDPStrategy):
+        """Ray's DDP strategy puts the model on the worker's GPU whenever Ray gave it one; a GPU that
+        CUDA cannot see (declared, not real) leaves it on the CPU, as in a one-process trial."""
+
+        @property
+        def root_device(self):
+            return super().root_device if where["device"] == "cuda" else torch.device("cpu")
+
+    strategy = Strategy()
     # The trial's start, in this process's clock (start-up includes the workers' own start).
     started_at = time.perf_counter() - (time.time() - config["started"])
     checkpoint = config["checkpoint"]
@@ -241,5 +251,5 @@ def _worker(config: dict) -> None:
             trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
             logger=logger, use_gpu=use_gpu, started_at=started_at,
             resume_from=resume, monitor=cfg.search.metric,
-            distributed=Distributed(rank, world, RayDDPStrategy(), [RayLightningEnvironment()]),
+            distributed=Distributed(rank, world, strategy, [RayLightningEnvironment()]),
         )

@@ -272,3 +272,52 @@ def test_export_and_status_read_the_run_from_s3(job, s3_server, tmp_path, capsys
     assert main(["status", run]) == 0
     out = capsys.readouterr().out
     assert "3 of 3 trials (3 finished)" in out and local["best_trial"] in out
+
+
+@pytest.fixture(scope="module")
+def ddp_job(head, job, tiny_backbone, ruddit_pairs, s3_server, tmp_path_factory):
+    """A search whose trials take 2 GPUs each (gpus_per_trial 2): each trial is a Ray Train DDP run of two
+    workers with one GPU each, and no node has two, so the workers of a trial span both worker nodes.
+    Results go straight to S3 (an S3-compatible server on loopback), as cluster.yaml's storage does.
+    Runs after `job`, on the same cluster."""
+    work = tmp_path_factory.mktemp("ddpwork")
+    run = "s3://pairtune-test/direct/ddpjob" + s3_server
+    config = {
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 1200, "max_length": 48},
+        "model": {"backbone": tiny_backbone},
+        "train": {"epochs": 1, "batch_size": 32, "val_every_n_steps": 8},
+        "search": {"name": "ddpjob", "storage_path": "s3://pairtune-test/direct" + s3_server, "num_samples": 2,
+                   "max_concurrent_trials": 1, "cpus_per_trial": 2, "gpus_per_trial": 2, "baseline": False,
+                   "space": {"train.lr": {"choice": [1e-3, 2e-3]}}},
+    }
+    (work / "search.yaml").write_text(yaml.safe_dump(config))
+    token_file = work.parent / "ddp-token"
+    token_file.write_text(head["token"])
+    aws = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    client, job_id = submit(str(work / "search.yaml"), [], address=head["url"], working_dir=str(work),
+                            token_file=str(token_file), env=aws)
+    status = follow(client, job_id, out=lambda _: None, poll_s=2, timeout_s=600)
+    return {"status": status, "logs": client.get_job_logs(job_id), "run": run}
+
+
+def test_gpus_per_trial_2_runs_each_trial_as_ddp_across_nodes_writing_to_s3(ddp_job, head):
+    from search import storage
+
+    assert ddp_job["status"] == "SUCCEEDED", ddp_job["logs"][-5000:]
+    assert "search finished: 2 trials, 0 errored" in ddp_job["logs"]
+    run = ddp_job["run"]
+    assert storage.exists(storage.join(run, "export", "best.yaml"))
+    board, _ = snapshot(run)
+    assert len(board) == 2
+    for trial_id in board.trial_id:
+        rows = [json.loads(x) for x in storage.read_text(storage.join(run, trial_id, "result.json")).splitlines()]
+        last = rows[-1]
+        assert last["workers"] == 2 and last["backend"] == "gloo"
+        # One worker on each worker node (each has one GPU), none on the head; each sees its node's GPU 0.
+        assert sorted(last["node_id"].split(",")) == sorted([head["big"], head["small"]])
+        assert last["gpu_ids"] == "0;0" and last["cuda_visible_devices"] == "0;0"
+        assert last["device"] == "cpu" and last["precision"] == "32-true"  # logical GPUs: CPU fallback
+        names = storage.list_names(storage.join(run, trial_id))
+        assert sum(n.startswith("checkpoint_") for n in names) == 1  # the best, copied from the Train run
+    assert "ddp" not in storage.list_names(run) or not storage.list_names(storage.join(run, "ddp"))
+    assert "(2 workers)" in ddp_job["logs"]  # each validation's line, from rank 0
