@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import make_tiny_backbone  # noqa: E402
+from tiny import make_tiny_backbone
 
 
 def shared(name: str) -> Path:
@@ -70,3 +70,37 @@ def s3_server(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def small_search(tmp_path_factory, tiny_backbone, ruddit_pairs):
+    """One real search through the CLI shared by the report and tracker tests (each search costs about a
+    minute): 5 tiny-BERT trials on Ruddit votes, TPE + ASHA stopping some, validating inside epochs,
+    with W&B (offline) and MLflow (SQLite) tracking on. Returns (run directory, CompletedProcess)."""
+    import os
+    import subprocess
+
+    import yaml
+
+    pytest.importorskip("wandb", reason="W&B tracking needs the wandb package (pip install 'pairtune[wandb]')")
+    pytest.importorskip("mlflow", reason="MLflow tracking needs mlflow (pip install 'pairtune[mlflow]')")
+    tmp = tmp_path_factory.mktemp("small_search")
+    config = {
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 600, "folds": 4, "max_length": 32},
+        "model": {"backbone": tiny_backbone},
+        "train": {"epochs": 2, "batch_size": 32, "val_every_n_steps": 4},
+        "search": {
+            "name": "rep", "storage_path": str(tmp / "runs"), "num_samples": 5, "max_concurrent_trials": 2,
+            "grace_period": 0.5, "reduction_factor": 2, "n_startup_trials": 3,
+            "space": {"train.lr": {"loguniform": [1e-5, 3e-2]}, "train.margin": {"uniform": [0.1, 1.0]},
+                      "train.loss": {"choice": ["margin", "logistic"]}},
+            "tracking": {"wandb": {"project": "pairtune-test", "mode": "offline"}, "mlflow": {}},
+        },
+    }
+    path = tmp / "search.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
+    out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path)], capture_output=True, text=True,
+                         timeout=900, env=env, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return tmp / "runs" / "rep", out

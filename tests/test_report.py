@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from search.config import parse_config
 from search.report import best_so_far, param_importances, trial_curves
@@ -21,24 +20,8 @@ def cli(*args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_backbone, ruddit_pairs):
-    tmp = tmp_path_factory.mktemp("report")
-    config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 600, "folds": 4, "max_length": 32},
-        "model": {"backbone": tiny_backbone},
-        "train": {"epochs": 2, "batch_size": 32, "val_every_n_steps": 4},
-        "search": {
-            "name": "rep", "storage_path": str(tmp / "runs"), "num_samples": 5, "max_concurrent_trials": 2,
-            "grace_period": 0.5, "reduction_factor": 2, "n_startup_trials": 3,
-            "space": {"train.lr": {"loguniform": [1e-5, 3e-2]}, "train.margin": {"uniform": [0.1, 1.0]},
-                      "train.loss": {"choice": ["margin", "logistic"]}},
-        },
-    }
-    path = tmp / "search.yaml"
-    path.write_text(yaml.safe_dump(config))
-    out = cli("search", str(path))
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return tmp / "runs" / "rep"
+def run_dir(small_search):
+    return small_search[0]  # conftest: 5 trials, TPE + ASHA, shared with the tracker tests
 
 
 @pytest.mark.slow

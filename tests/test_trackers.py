@@ -3,42 +3,19 @@ trial, Weights & Biases in offline mode (no network) and MLflow with a local SQL
 the config; plus the baseline in the search summary."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-import yaml
 
 from model.ranker import AGREEMENT
 
 pytestmark = pytest.mark.slow
 
-TRIALS = 2
+TRIALS = 5  # conftest's small_search
 
 
 @pytest.fixture(scope="module")
-def tracked_run(tmp_path_factory, tiny_backbone, ruddit_pairs):
-    pytest.importorskip("wandb", reason="W&B tracking needs the wandb package (pip install 'pairtune[wandb]')")
-    pytest.importorskip("mlflow", reason="MLflow tracking needs mlflow (pip install 'pairtune[mlflow]')")
-    tmp = tmp_path_factory.mktemp("tracked")
-    config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 900, "folds": 3, "max_length": 32},
-        "model": {"backbone": tiny_backbone},
-        "train": {"epochs": 1, "batch_size": 32, "val_every_n_steps": 10},
-        "search": {
-            "name": "tracked", "storage_path": str(tmp / "runs"), "num_samples": TRIALS, "max_concurrent_trials": 2,
-            "scheduler": "fifo", "space": {"train.lr": {"loguniform": [1e-4, 1e-2]}},
-            "tracking": {"wandb": {"project": "pairtune-test", "mode": "offline"}, "mlflow": {}},
-        },
-    }
-    path = tmp / "c.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
-    out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path)], capture_output=True, text=True,
-                         timeout=600, env=env, check=False)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    run = tmp / "runs" / "tracked"
+def tracked_run(small_search):
+    run, out = small_search
     trials = sorted(p for p in run.iterdir() if (p / "result.json").exists())
     assert len(trials) == TRIALS
     return run, trials, out
@@ -79,7 +56,7 @@ def test_mlflow_store_has_each_trials_agreement(tracked_run):
 
     run, trials, _ = tracked_run
     client = MlflowClient(tracking_uri=f"sqlite:///{run / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("tracked")
+    experiment = client.get_experiment_by_name(run.name)  # the search name
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == TRIALS
     last = {t.name: _results(t)[-1][AGREEMENT] for t in trials}
