@@ -1,6 +1,6 @@
 """Search efficiency: how good a config each search strategy finds for a given compute budget.
 
-    python benchmarks/search_efficiency.py [--seeds 20] [--budget-trials 16] [--strategies a,b,c,d,e]
+    python benchmarks/search_efficiency.py [--seeds 20] [--first-seed 0] [--budget-trials 16] [--strategies a,b,c,d,e]
 
 Runs pairtune's real search machinery (Ray Tune's Tuner, pairtune's searcher and ASHA scheduler,
 the SearchBudget stopper, tune.report) on a cheap stand-in trainable: an analytic learning curve
@@ -12,11 +12,16 @@ Strategies:
   a  random search, every trial to the end (FIFO)      num_samples = budget-trials
   b  random search + ASHA (pairtune's ASHA settings)
   c  pairtune's TPE without early stopping (FIFO)      num_samples = budget-trials
-  d  Ray's stock OptunaSearch (default TPESampler, stopped trials told as COMPLETE) + ASHA
-  e  pairtune's default: TPE (multivariate) + ASHA, stopped trials told as PRUNED per rung
+  d  Ray's stock OptunaSearch (default TPESampler, stopped trials told as COMPLETE) + ASHA (grace 1,
+     reduction factor 2, pinned). Optuna 5's default TPESampler is multivariate with the constant
+     liar on and 10 start-up trials, so d differs from e only in start-up trials (10 vs 4) and feedback.
+  e  pairtune's default: TPE (multivariate, 4 start-up trials) + ASHA, stopped trials told as PRUNED
+     per rung
   f  as e, but every trial told COMPLETE with its first-rung value (stopped_trials: rung)
   g  as e, but stopped trials told as Ray does (stopped_trials: stock): isolates the bias fix
-  h  as e, with TPE's constant liar (running trials count as bad, so concurrent trials spread out)
+  h  as e, without TPE's constant liar (Optuna 5 turns it on by default: running trials count as bad)
+  --define KEY=JSON adds a strategy: search settings over pairtune's defaults, with "tpe" for
+  further TPESampler options (how the 2026-11-21 search for a better default was run).
 
 Scoring: at any moment the search's answer is the trial with the best validation value reported so
 far (what `pairtune export` picks). Its *true* value is the noise-free curve's best over EPOCHS
@@ -127,11 +132,13 @@ STRATEGIES = {
     "a": ("random, full trials", {"searcher": "random", "scheduler": "fifo"}),
     "b": ("random + ASHA", {"searcher": "random", "scheduler": "asha"}),
     "c": ("TPE, full trials", {"searcher": "optuna", "scheduler": "fifo"}),
-    "d": ("Ray stock OptunaSearch + ASHA", {"searcher": "optuna", "scheduler": "asha"}),
+    # d's ASHA is pinned to the settings every recorded run used (grace 1, reduction factor 2).
+    "d": ("Ray stock OptunaSearch + ASHA", {"searcher": "optuna", "scheduler": "asha", "grace_period": 1.0,
+                                            "reduction_factor": 2.0}),
     "e": ("pairtune default (TPE + ASHA, pruned)", {}),
     "f": ("TPE + ASHA, first-rung values", {"stopped_trials": "rung"}),
     "g": ("TPE + ASHA, stock feedback", {"stopped_trials": "stock"}),
-    "h": ("as e, TPE with constant liar", {}),
+    "h": ("as e, TPE without constant liar", {"tpe": {"constant_liar": False}}),
 }
 
 
@@ -146,14 +153,16 @@ def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
     from search.tuner import make_scheduler, make_searcher, make_stopper, run_dir
 
     budget = float(budget_trials * EPOCHS)
-    cfg = base_config(storage, f"{key}-{seed}", seed, budget, **STRATEGIES[key][1])
+    search = dict(STRATEGIES[key][1])
+    tpe = search.pop("tpe", {})  # TPESampler options beyond pairtune's config (exploration only)
+    cfg = base_config(storage, f"{key}-{seed}", seed, budget, **search)
     run_dir(cfg).mkdir(parents=True, exist_ok=True)
     if key == "d":
         dims = searched_dimensions(cfg)
         searcher = OptunaSearch(space={d.key: d.to_optuna() for d in dims}, metric=AGREEMENT, mode=MODE,
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     else:
-        searcher = make_searcher(cfg, **({"constant_liar": True} if key == "h" else {}))
+        searcher = make_searcher(cfg, **tpe)
     events: list[tuple[str, float, float]] = []
     configs: dict[str, dict] = {}
 
@@ -270,14 +279,20 @@ def main() -> None:
     ap.add_argument("--budget-trials", type=int, default=16, help="budget = this many full trials' epochs")
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--jsonl", default=None, help="append every run here as it ends (traces included)")
-    ap.add_argument("--from-jsonl", default=None, help="only print the table for the runs in this file")
+    ap.add_argument("--from-jsonl", default=None, help="only print the table for the runs in these files (comma-separated)")
     ap.add_argument("--paired", default="a,d", help="also compare every strategy with these, seed by seed")
+    ap.add_argument("--define", action="append", default=[], metavar="KEY=JSON",
+                    help='an extra strategy: search settings over pairtune\'s defaults, "tpe" for TPESampler '
+                         'options, e.g. x=\'{"n_startup_trials": 10, "tpe": {"n_ei_candidates": 48}}\'')
     args = ap.parse_args()
+    for d in args.define:
+        key, _, spec = d.partition("=")
+        STRATEGIES[key] = (spec, json.loads(spec))
 
     keys = args.strategies.split(",")
     runs: dict[str, list[dict]] = {k: [] for k in keys}
     if args.from_jsonl:
-        for line in Path(args.from_jsonl).read_text().splitlines():
+        for line in (ln for f in args.from_jsonl.split(",") for ln in Path(f).read_text().splitlines()):
             r = json.loads(line)
             if r["strategy"] in runs and r["budget"] == args.budget_trials * EPOCHS:
                 runs[r["strategy"]].append(r)
