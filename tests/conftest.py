@@ -88,7 +88,7 @@ def small_search(tmp_path_factory, tiny_backbone, ruddit_pairs):
     config = {
         "data": {"pairs": str(ruddit_pairs), "max_votes": 600, "folds": 4, "max_length": 32},
         "model": {"backbone": tiny_backbone},
-        "train": {"epochs": 2, "batch_size": 32, "val_every_n_steps": 4},
+        "train": {"epochs": 1, "batch_size": 32, "val_every_n_steps": 3},
         "search": {
             "name": "rep", "storage_path": str(tmp / "runs"), "num_samples": 5, "max_concurrent_trials": 2,
             "grace_period": 0.5, "reduction_factor": 2, "n_startup_trials": 3,

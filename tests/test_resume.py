@@ -14,7 +14,8 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
-NUM_SAMPLES = 4
+NUM_SAMPLES = 3
+EPOCHS = 2
 
 
 def results(trial_dir):
@@ -40,9 +41,9 @@ def wait_for_kill_point(run, proc, timeout=300):
 
 def test_sigkill_then_resume(tmp_path, tiny_backbone, ruddit_pairs):
     config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 2000, "max_length": 64},
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 1200, "max_length": 64},
         "model": {"backbone": tiny_backbone},
-        "train": {"epochs": 3, "batch_size": 32, "val_every_n_steps": 5},
+        "train": {"epochs": EPOCHS, "batch_size": 32, "val_every_n_steps": 5},
         "search": {"name": "r", "storage_path": str(tmp_path / "runs"), "num_samples": NUM_SAMPLES,
                    "max_concurrent_trials": 1, "scheduler": "fifo",
                    "space": {"train.lr": {"loguniform": [1e-4, 1e-2]}}},
@@ -72,7 +73,7 @@ def test_sigkill_then_resume(tmp_path, tiny_backbone, ruddit_pairs):
         assert after, "the interrupted trial did not continue"
         # From its checkpoint: from scratch, its first validation would come at the first step again.
         assert after[0]["step"] > before[t.name][0]["step"]
-        assert after[-1]["final"] and after[-1]["epoch"] == 3
+        assert after[-1]["final"] and after[-1]["epoch"] == EPOCHS
     for t in run.glob("*/params.json"):  # finished trials keep one checkpoint, without resume state
         checkpoints = list(t.parent.glob("checkpoint_*"))
         assert len(checkpoints) == 1 and not (checkpoints[0] / "resume.ckpt").exists()

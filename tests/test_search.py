@@ -31,7 +31,7 @@ def cli(*args, timeout=900):
 def search_run(tmp_path_factory, tiny_backbone, ruddit_pairs):
     tmp = tmp_path_factory.mktemp("search")
     config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 2500, "folds": 5, "max_length": 64},
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 1800, "folds": 5, "max_length": 64},
         "model": {"backbone": tiny_backbone},
         "train": {"epochs": 3, "batch_size": 32},
         "search": {
