@@ -232,6 +232,7 @@ def _worker(config: dict) -> None:
         from pytorch_lightning.loggers import TensorBoardLogger
 
         logger = TensorBoardLogger(save_dir=config["trial_dir"], name="lightning", version="")
+
     class Strategy(RayDDPStrategy):
         """Ray's DDP strategy puts the model on the worker's GPU whenever Ray gave it one; a GPU that
         CUDA cannot see (declared, not real) leaves it on the CPU, as in a one-process trial."""
