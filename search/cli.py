@@ -237,6 +237,11 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _add_ray_address_arg(p) -> None:
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (default: RAY_ADDRESS, set inside a Ray job; else start a local Ray instance)")
+
+
 def _add_cluster_parsers(sub) -> None:
     p = sub.add_parser("submit", help="run a search as a Ray job on a cluster (validates locally, uploads, follows the logs)",
                        description="Validate CONFIG here, then submit `pairtune search CONFIG` as a Ray job through the "
@@ -267,8 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run a Ray Tune search (Optuna TPE + ASHA) and export the best config",
                        description="Validate the config and data, then search with Ray Tune; ends by exporting the best config.")
     _add_config_args(p)
-    p.add_argument("--address", default=None,
-                   help="Ray cluster address (default: RAY_ADDRESS, set inside a Ray job; else start a local Ray instance)")
+    _add_ray_address_arg(p)
     p.add_argument("--dry-run", action="store_true", help="validate and summarise as `pairtune check` does, then stop")
     p.set_defaults(func=cmd_search)
 
@@ -276,8 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Continue a search whose driver died: finished trials are not rerun, unfinished and "
                                    "errored ones continue from their latest checkpoint, the searcher keeps its history.")
     p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster address (default: RAY_ADDRESS, set inside a Ray job; else start a local Ray instance)")
+    _add_ray_address_arg(p)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("check", help="validate a config and its data exactly as a search would, without starting Ray",

@@ -105,7 +105,9 @@ def run_ddp_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> 
     ctx = tune.get_context()
     s = cfg.search
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    inner_root = storage.join(storage.location(s.storage_path), s.name, DDP_DIR)
+    from search.tuner import run_dir  # here: tuner imports this module
+
+    inner_root = storage.join(run_dir(cfg), DDP_DIR)
     trainer = TorchTrainer(
         _worker,
         train_loop_config={
