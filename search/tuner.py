@@ -310,8 +310,10 @@ def start_ray(address: str | None):
     if not ray.is_initialized():
         # The dashboard can run code on the cluster: it listens on loopback only (reach a remote one
         # through `ray dashboard cluster.yaml`); a local Ray also turns token authentication on.
+        # Without an address, "local" starts a new instance, as documented: a bare ray.init() would
+        # join a cluster that `ray start` left running on this machine instead.
         kwargs = {} if address else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}
-        return ray.init(address=address, log_to_driver=True, **kwargs)
+        return ray.init(address=address or "local", log_to_driver=True, **kwargs)
     return None
 
 
