@@ -160,9 +160,8 @@ def test_training_on_scored_ruddit_logs_pearson_and_spearman(tiny_backbone, loss
     assert module.trainer.global_step == -(-items // 32)
 
 
-def test_check_summarises_scored_data(tmp_path):
-    import subprocess
-    import sys
+def test_check_summarises_scored_data(tmp_path, capsys):
+    from search.cli import main
 
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
@@ -170,12 +169,12 @@ def test_check_summarises_scored_data(tmp_path):
                  "text_column": "comment_text", "label_weights": JIGSAW_WEIGHTS, "folds": 3, "max_length": 32},
         "model": {"backbone": "minilm"},
     }))
-    out = subprocess.run([sys.executable, "-m", "search.cli", "check", str(config)], check=False, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "texts:        300 unique texts (data.format labels), split by texts" in out.stdout
+    code, out = main(["check", str(config)]), capsys.readouterr()
+    assert code == 0, out.err[-2000:]
+    assert "texts:        300 unique texts (data.format labels), split by texts" in out.out
     cfg = load_config(config)
     _, split = load_split(cfg)
-    assert f"{len(split.val_votes)} derived pairs)" in out.stdout
+    assert f"{len(split.val_votes)} derived pairs)" in out.out
 
 
 def test_train_folds_all_on_scored_data_uses_each_folds_own_derived_pairs(tmp_path, tiny_backbone):
