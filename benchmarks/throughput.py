@@ -196,8 +196,10 @@ def measure_validation(kind: str, setup) -> tuple[float, float]:
     return seconds, float(module.trainer.callback_metrics["val/agreement"])
 
 
-def startup_seconds(threads: int) -> list[float]:
-    """Run a small real search (2 trials of MiniLM on Ruddit) and read each trial's startup_s."""
+def startup_seconds(threads: int) -> list[tuple[float, float]]:
+    """Run a small real search (2 trials of MiniLM on Ruddit) and read each trial's startup_s (trial
+    function start to first optimizer step) and imports_s (importing torch, transformers and Lightning
+    in the fresh trial process before that)."""
     import yaml
 
     tmp = Path(tempfile.mkdtemp())
@@ -214,7 +216,7 @@ def startup_seconds(threads: int) -> list[float]:
     out = []
     for result in sorted((tmp / "startup").glob("*/result.json")):
         first = json.loads(result.read_text().splitlines()[0])
-        out.append(first["startup_s"])
+        out.append((first["startup_s"], first.get("imports_s", float("nan"))))
     return out
 
 
@@ -311,7 +313,8 @@ def main() -> None:
                   f"{real:.0%} of padded tokens real |")
     if args.startup:
         s = startup_seconds(args.threads)
-        print(f"| trial start-up to first optimizer step, s (each trial) | | {', '.join(f'{x:.2f}' for x in s)} | |")
+        print(f"| trial start-up to first optimizer step, s (each trial) | | {', '.join(f'{x:.2f}' for x, _ in s)} | |")
+        print(f"| the same plus the trial process's imports before it, s | | {', '.join(f'{x + i:.2f}' for x, i in s)} | |")
     print(f"\n{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, threads {args.threads}, reps {args.reps}, steps {args.steps}")
 

@@ -1,5 +1,6 @@
 """Training-speed variants of pairtune's trainable against itself, for issue 3's FLOP-rate target:
-fused AdamW, torch.compile of the encoder (dynamic shapes), and the encoder's dropout off.
+fused AdamW, torch.compile of the encoder (dynamic shapes), cheaper dropout masks (cpu_dropout.py),
+and the encoder's dropout off.
 
     python benchmarks/throughput_variants.py --variants base,fused,compile,nodrop --steps 12 --reps 2
 
@@ -29,7 +30,7 @@ from model.ranker import PairwiseRanker
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variants", default="base,fused,compile,nodrop")
+    ap.add_argument("--variants", default="base,fused,compile,fastdrop,nodrop")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -55,6 +56,10 @@ def main() -> None:
                 if isinstance(m, torch.nn.Dropout):
                     m.p = 0.0
             module.encoder.config.attention_probs_dropout_prob = 0.0
+        if variant == "fastdrop":  # the same dropout, its masks drawn by numpy's PCG64 (cpu_dropout.py)
+            from cpu_dropout import use_cpu_dropout
+
+            use_cpu_dropout(module.encoder)
         if variant == "fused":
             plain = module.configure_optimizers
 

@@ -77,9 +77,16 @@ def placement(use_gpu: bool, precision: str) -> dict:
     }
 
 
+_IMPORTS: list[float] = []  # seconds this process spent importing before its first trial began
+
+
 def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None:
     """Tune function trainable; `cfg` and `prepared` arrive through the object store."""
     started_at = time.perf_counter()
+    import search
+
+    imports_s = 0.0 if _IMPORTS else started_at - search.LOADED_AT  # a process's later trials import nothing
+    _IMPORTS.append(imports_s)
     trial_cfg = with_params(cfg, params)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # Ray's trial table reports instead
     set_threads(cfg.search.cpus_per_trial)
@@ -95,7 +102,7 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
         """Every validation leaves a checkpoint to resume from; a new best one also holds the model.
         Ray keeps the best and the latest; PruneCheckpoints drops the rest when the trial ends."""
         began = time.perf_counter()
-        metrics = {**trial_metrics(r), **where, "report_s": round(outside[0], 3)}
+        metrics = {**trial_metrics(r), **where, "report_s": round(outside[0], 3), "imports_s": round(imports_s, 3)}
         print(validation_line(name, r, where), flush=True)
         with tempfile.TemporaryDirectory() as d:
             if fill_checkpoint(d, r, module, config_dict, metrics):
