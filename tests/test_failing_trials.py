@@ -21,7 +21,7 @@ def test_nan_and_raising_trials_do_not_take_the_search_down(tmp_path, tiny_backb
         "model": {"backbone": tiny_backbone},
         "train": {"epochs": 1, "batch_size": 32, "schedule": "constant"},
         "search": {
-            "name": "f", "storage_path": str(tmp_path / "runs"), "num_samples": 3, "max_concurrent_trials": 1,
+            "name": "f", "storage_path": str(tmp_path / "runs"), "num_samples": 3, "max_concurrent_trials": 2,
             "scheduler": "fifo", "max_failures": 0,  # both failures are deterministic: a retry would fail again
             "space": {"train.lr": {"choice": [1e-3, 1e30]}, "model.backbone": {"choice": [tiny_backbone, str(broken)]}},
             "points_to_evaluate": [
