@@ -113,7 +113,7 @@ def ddp_search(tmp_path_factory, tiny_backbone, ruddit_pairs):
     encoder.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     (backbone / "config.json").write_text(json.dumps(encoder))
     cfg = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 1200, "folds": 5, "max_length": 48},
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 900, "folds": 5, "max_length": 48},
         "model": {"backbone": str(backbone), "dropout": 0.0},
         # An odd batch: the two processes get 16 and 15 votes, so the loss weighting matters.
         "train": {"epochs": 1, "batch_size": 31, "val_every_n_steps": 5},

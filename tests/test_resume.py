@@ -41,7 +41,7 @@ def wait_for_kill_point(run, proc, timeout=300):
 
 def test_sigkill_then_resume(tmp_path, tiny_backbone, ruddit_pairs):
     config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 1200, "max_length": 64},
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 900, "max_length": 64},
         "model": {"backbone": tiny_backbone},
         "train": {"epochs": EPOCHS, "batch_size": 32, "val_every_n_steps": 5},
         "search": {"name": "r", "storage_path": str(tmp_path / "runs"), "num_samples": NUM_SAMPLES,
