@@ -11,6 +11,7 @@ import time
 import ray
 from ray import tune
 
+import search
 from model.checkpoint import save_checkpoint
 from model.precision import cuda_usable, resolve_precision
 from model.ranker import AGREEMENT, METRIC_MODES, VAL_LOSS
@@ -77,16 +78,15 @@ def placement(use_gpu: bool, precision: str) -> dict:
     }
 
 
-_IMPORTS: list[float] = []  # seconds this process spent importing before its first trial began
+_imports_paid = False  # set by this process's first trial: later ones import nothing
 
 
 def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None:
     """Tune function trainable; `cfg` and `prepared` arrive through the object store."""
+    global _imports_paid
     started_at = time.perf_counter()
-    import search
-
-    imports_s = 0.0 if _IMPORTS else started_at - search.LOADED_AT  # a process's later trials import nothing
-    _IMPORTS.append(imports_s)
+    imports_s = 0.0 if _imports_paid else started_at - search.LOADED_AT
+    _imports_paid = True
     trial_cfg = with_params(cfg, params)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # Ray's trial table reports instead
     set_threads(cfg.search.cpus_per_trial)

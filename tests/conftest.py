@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -104,3 +105,23 @@ def small_search(tmp_path_factory, tiny_backbone, ruddit_pairs):
                          timeout=900, env=env, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return tmp / "runs" / "rep", out
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """`pairtune ARGS` through its entry point (search.cli.main) in this process, as a finished
+    process: returncode, stdout, stderr, and started_ray (Ray was not running before, and is now)."""
+    import ray
+
+    from search.cli import main
+
+    def run(*args):
+        already = ray.is_initialized()  # by an earlier test in this process
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's --help and usage errors
+            code = e.code
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err, started_ray=not already and ray.is_initialized())
+
+    return run

@@ -7,12 +7,9 @@ Python importing torch each time (about 10 s on 2 cores)."""
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import pytest
 import yaml
-
-from search.cli import main
 
 COMMANDS = ["search", "train", "export", "predict", "baseline", "lr-find"]
 
@@ -21,28 +18,11 @@ def run_process(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "search.cli", *args], check=False, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture
-def run_cli(capsys):
-    """main(args) in this process, as a finished process: returncode, stdout, stderr."""
-    import ray
-
-    def run(*args):
-        already = ray.is_initialized()  # by an earlier test in this process
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse's --help and usage errors
-            code = e.code
-        out = capsys.readouterr()
-        assert already or not ray.is_initialized(), "Ray was started"
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
-
-
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help(command, run_cli):
     out = run_cli(command, "--help")
     assert out.returncode == 0 and "usage: pairtune " + command in out.stdout
+    assert not out.started_ray
 
 
 def write_config(tmp_path, raw):
@@ -55,6 +35,7 @@ def assert_user_error(out, *fragments):
     assert out.returncode == 2, out.stdout + out.stderr
     assert "Traceback" not in out.stderr
     assert "Started a local Ray instance" not in out.stdout + out.stderr  # nothing expensive ran
+    assert not getattr(out, "started_ray", False)  # in-process runs (conftest.run_cli) say so directly
     for fragment in fragments:
         assert fragment in out.stderr, out.stderr
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("pairtune: error: ")]

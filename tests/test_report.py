@@ -1,7 +1,6 @@
 """`pairtune report` on a real (tiny) search run: plots are real PNGs, index.html shows them."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,27 +13,14 @@ from search.space import searched_dimensions
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture
-def cli(capsys):
-    """`pairtune ARGS` through its entry point (search.cli.main) in this process."""
-    from search.cli import main
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def run_dir(small_search):
     return small_search[0]  # conftest: 5 trials, TPE + ASHA, shared with the tracker tests
 
 
 @pytest.mark.slow
-def test_report_writes_png_plots_and_an_index_that_shows_them(run_dir, tmp_path, cli):
-    out = cli("report", str(run_dir), "--out", str(tmp_path / "rep"))
+def test_report_writes_png_plots_and_an_index_that_shows_them(run_dir, tmp_path, run_cli):
+    out = run_cli("report", str(run_dir), "--out", str(tmp_path / "rep"))
     assert out.returncode == 0, out.stderr[-3000:]
     rep = tmp_path / "rep"
     expected = ["progress.png", "best_so_far.png", "importances.png",
@@ -86,8 +72,8 @@ def test_importances_say_why_when_there_are_too_few_trials():
     assert importances["train.lr"] > 2 * importances["train.margin"]
 
 
-def test_report_on_a_directory_that_is_not_a_run_fails_cleanly(tmp_path, cli):
-    out = cli("report", str(tmp_path))
+def test_report_on_a_directory_that_is_not_a_run_fails_cleanly(tmp_path, run_cli):
+    out = run_cli("report", str(tmp_path))
     assert out.returncode == 2
     assert out.stderr.strip().startswith("pairtune: error:") and "not a pairtune run directory" in out.stderr
     assert "Traceback" not in out.stderr

@@ -160,21 +160,19 @@ def test_training_on_scored_ruddit_logs_pearson_and_spearman(tiny_backbone, loss
     assert module.trainer.global_step == -(-items // 32)
 
 
-def test_check_summarises_scored_data(tmp_path, capsys):
-    from search.cli import main
-
+def test_check_summarises_scored_data(tmp_path, run_cli):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
         "data": {"pairs": str(shared("jigsaw_classification_sample.csv")), "format": "labels",
                  "text_column": "comment_text", "label_weights": JIGSAW_WEIGHTS, "folds": 3, "max_length": 32},
         "model": {"backbone": "minilm"},
     }))
-    code, out = main(["check", str(config)]), capsys.readouterr()
-    assert code == 0, out.err[-2000:]
-    assert "texts:        300 unique texts (data.format labels), split by texts" in out.out
+    out = run_cli("check", config)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "texts:        300 unique texts (data.format labels), split by texts" in out.stdout
     cfg = load_config(config)
     _, split = load_split(cfg)
-    assert f"{len(split.val_votes)} derived pairs)" in out.out
+    assert f"{len(split.val_votes)} derived pairs)" in out.stdout
 
 
 def test_train_folds_all_on_scored_data_uses_each_folds_own_derived_pairs(tmp_path, tiny_backbone):
