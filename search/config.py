@@ -219,7 +219,7 @@ def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[st
 
 def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
     """Validate a whole config mapping; raise ConfigError listing every problem."""
-    from search.space import space_problems  # the space refers back to these sections
+    from search.space import apply_fixed_values, space_problems  # the space refers back to these sections
 
     if raw is None:
         raw = {}
@@ -234,10 +234,9 @@ def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
     for name, cls in SECTIONS.items():
         built[name], found = build_section(cls, raw.get(name), name)
         problems += found
-    cfg = PairtuneConfig(**built, source=source)
+    cfg = apply_fixed_values(PairtuneConfig(**built, source=source))
     problems += space_problems(cfg)
-    if not problems:
-        problems += cross_section_problems(cfg)
+    problems += cross_section_problems(cfg)  # every problem at once: keys that failed kept their defaults
     if problems:
         raise ConfigError([f"{source}: {key}: {msg}" for key, msg in problems])
     return cfg

@@ -150,6 +150,20 @@ def fixed_values(cfg: PairtuneConfig) -> dict[str, Any]:
     return {d.key: d.choices[0] for d in parse_space(cfg)[0] if d.kind == "fixed"}
 
 
+def apply_fixed_values(cfg: PairtuneConfig) -> PairtuneConfig:
+    """cfg with every fixed value of its search space written into its section, so that every trial,
+    the scheduler's epochs, `check` and the exported best config see the same value. Only values that
+    passed their key's checks are applied (parse_space drops the others and reports them)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for key, value in fixed_values(cfg).items():
+        section, name = key.split(".", 1)
+        coerced, _ = _coerce(value, field_types(SECTIONS[section])[name])
+        changes.setdefault(section, {})[name] = coerced
+    if not changes:
+        return cfg
+    return dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **v) for s, v in changes.items()})
+
+
 def possible_values(cfg: PairtuneConfig, key: str) -> list:
     """Every value `key` can take in this search (for keys that must be enumerable)."""
     for d in parse_space(cfg)[0]:

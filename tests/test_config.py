@@ -128,3 +128,34 @@ def test_with_params_fixes_every_value_and_round_trips(tmp_path):
 def test_parse_config_defaults():
     cfg = parse_config({}, "mem")
     assert cfg.train.margin == 0.5 and cfg.data.pairs == "demo" and cfg.model.backbone == "minilm"
+
+
+def test_fixed_values_in_the_space_reach_every_trial_and_the_scheduler(tmp_path):
+    """A plain value under search.space is fixed for the whole search: the sections, each trial's config
+    (with_params), ASHA's max_t and the exported best config all see it, not the section's own value."""
+    from search.tuner import asha_milestones, make_scheduler
+
+    raw = {
+        "model": {"dropout": 0.1, "backbone": "minilm"},
+        "train": {"epochs": 3},
+        "search": {"space": {"model.dropout": 0.27, "train.epochs": 2, "train.lr": {"loguniform": [1e-5, 1e-3]}},
+                   "storage_path": str(tmp_path)},
+    }
+    cfg = parse_config(raw, "fixed.yaml")
+    assert cfg.model.dropout == 0.27 and cfg.train.epochs == 2
+    trial = with_params(cfg, {"train.lr": 3e-4})
+    assert trial.model.dropout == 0.27 and trial.train.epochs == 2 and trial.train.lr == 3e-4
+    assert [d.key for d in searched_dimensions(cfg)] == ["train.lr"]
+    assert make_scheduler(cfg)._max_t == 2 and asha_milestones(cfg)[-1] <= 2
+    best = tmp_path / "best.yaml"
+    best.write_text(trial.to_yaml())
+    assert yaml.safe_load(best.read_text())["model"]["dropout"] == 0.27
+
+
+def test_a_fixed_value_breaking_a_rule_is_reported_with_the_others(tmp_path):
+    raw = {"data": {"format": "pairs"}, "train": {"lr": -1},
+           "search": {"space": {"train.loss": "mse", "model.dropout": 2.0}}}
+    text = problems_of(raw, tmp_path)
+    assert "train.lr: must be positive" in text
+    assert "search.space.model.dropout" in text
+    assert "train.loss: mse regresses" in text  # a cross-section rule, reported with the rest

@@ -38,7 +38,7 @@ def search_run(tmp_path_factory, tiny_backbone, ruddit_pairs):
             "name": "it", "storage_path": str(tmp / "runs"), "num_samples": NUM_SAMPLES, "max_concurrent_trials": 2,
             "grace_period": 1, "reduction_factor": 3, "n_startup_trials": 3,
             "space": {"train.lr": {"loguniform": [1e-6, 3e-2]}, "train.margin": {"uniform": [0.1, 1.0]},
-                      "train.loss": {"choice": ["margin", "logistic"]}},
+                      "train.loss": {"choice": ["margin", "logistic"]}, "model.dropout": 0.27},
             "points_to_evaluate": [{"train.lr": 1e-3, "train.margin": 0.5, "train.loss": "margin"}],
         },
     }
@@ -122,6 +122,7 @@ def test_export_then_train_round_trip(search_run, tmp_path):
     exported = yaml.safe_load(best.read_text())
     board = pd.read_csv(tmp_path / "exp" / "leaderboard.csv")
     assert exported["train"]["lr"] == pytest.approx(board["param:train.lr"].iloc[0])
+    assert exported["model"]["dropout"] == 0.27  # fixed under search.space, so every trial had it
     trained = cli("train", str(best), "--out", str(tmp_path / "model"))
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "best val/agreement:" in trained.stdout
