@@ -19,6 +19,7 @@ import torch
 
 from data import FoldSplit, PairVotes
 from model.losses import pairwise_agreement
+from search import storage
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def baseline_for_config(cfg) -> dict:
     return tfidf_ridge(votes, split)
 
 
-def write_baseline(run: Path, votes: PairVotes, split: FoldSplit) -> dict:
+def write_baseline(run: Path | str, votes: PairVotes, split: FoldSplit) -> dict:
     """Fit the baseline for a search and keep it in the run directory. It never stops the search:
     a failure (e.g. too few texts for a vocabulary) is logged and recorded instead."""
     try:
@@ -83,13 +84,13 @@ def write_baseline(run: Path, votes: PairVotes, split: FoldSplit) -> dict:
     except ValueError as e:
         log.warning("baseline %s could not be fitted: %s", NAME, e)
         result = {"baseline": NAME, "description": DESCRIPTION, "error": str(e)}
-    (Path(run) / BASELINE_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    storage.write_text(storage.join(run, BASELINE_FILE), json.dumps(result, indent=2))
     return result
 
 
-def read_baseline(run: Path) -> dict | None:
-    path = Path(run) / BASELINE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+def read_baseline(run: Path | str) -> dict | None:
+    path = storage.join(run, BASELINE_FILE)
+    return json.loads(storage.read_text(path)) if storage.exists(path) else None
 
 
 def describe(result: dict | None, best: float | None = None) -> str:

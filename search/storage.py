@@ -8,6 +8,7 @@ exactly as before; URIs stay strings and go through `pyarrow.fs`, the layer Ray 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -111,6 +112,25 @@ def list_names(path) -> list[str]:
     return sorted(i.base_name for i in infos)
 
 
+def driver_dir(run) -> Path:
+    """Where the driver writes run files that need a local file (W&B's offline runs, MLflow's SQLite
+    store): the run itself when it is local; for a URI, a directory on this machine that
+    `sync_driver_files` copies into the run."""
+    if not is_uri(run):
+        return Path(run)
+    path, _ = _split(run)
+    safe = path.replace("://", "/").replace("/", "_")
+    local = Path(os.environ.get("PAIRTUNE_CACHE", Path.home() / ".cache" / "pairtune")) / "runs" / safe
+    local.mkdir(parents=True, exist_ok=True)
+    return local
+
+
+def sync_driver_files(run) -> None:
+    """Copy what the driver wrote in driver_dir(run) into a run on shared storage (nothing to do locally)."""
+    if is_uri(run) and any(driver_dir(run).iterdir()):
+        upload(driver_dir(run), run)
+
+
 def has_experiment(run) -> bool:
     return any(n.startswith("experiment_state-") and n.endswith(".json") for n in list_names(run))
 
@@ -168,21 +188,22 @@ def local_view(run):
         yield download(run, Path(tmp) / name(run))
 
 
-def prune_checkpoints(fs, trial_path: str, pick_best, resume_file: str) -> None:
-    """prune_trial_checkpoints for a trial directory on shared storage: keep only the best checkpoint
-    holding a model (chosen by pick_best from each one's metrics.json text), without its resume state."""
+def prune_checkpoints(fs, trial_path: str, score_key: str, resume_file: str) -> None:
+    """Keep only a finished trial's best checkpoint, without its resume state, on any pyarrow filesystem
+    (local or shared storage). Only a new best validation saves weights, so the candidates are the
+    checkpoints holding a model, and the best is the one whose metrics.json has the highest score_key."""
     import pyarrow.fs as pafs
 
     from model.checkpoint import METRICS, WEIGHTS
 
     infos = fs.get_file_info(pafs.FileSelector(trial_path, allow_not_found=True))
     dirs = sorted(i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_"))
-    metrics = {}
+    scores = {}
     for d in dirs:
         if fs.get_file_info(f"{d}/{WEIGHTS}").type == pafs.FileType.File:
             with fs.open_input_stream(f"{d}/{METRICS}") as f:
-                metrics[d] = f.read().decode("utf-8")
-    best = pick_best(metrics)
+                scores[d] = json.loads(f.read().decode("utf-8"))[score_key]
+    best = max(scores, key=scores.get, default=None)
     for d in dirs:
         if d != best:
             fs.delete_dir(d)

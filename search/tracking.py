@@ -27,6 +27,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+from search import storage
+
 WANDB_KEYS = {"project": str, "group": str, "entity": str, "mode": str}
 WANDB_MODES = ("online", "offline", "disabled")
 MLFLOW_KEYS = {"tracking_uri": str, "experiment_name": str, "tags": dict}
@@ -86,13 +88,16 @@ def environment_problems(tracking: dict) -> list[str]:
     return out
 
 
-def default_mlflow_uri(run: Path) -> str:
-    """A SQLite database in the run directory (MLflow 3 has put plain-file stores in maintenance mode)."""
-    return f"sqlite:///{Path(run).resolve() / MLFLOW_DB}"
+def default_mlflow_uri(run: Path | str) -> str:
+    """A SQLite database in the run directory (MLflow 3 has put plain-file stores in maintenance mode);
+    for a run on shared storage, on the driver's disk, copied into the run (storage.sync_driver_files)."""
+    return f"sqlite:///{storage.driver_dir(run).resolve() / MLFLOW_DB}"
 
 
-def tracking_callbacks(tracking: dict, run: Path, name: str) -> list:
-    """Ray Tune callbacks for the configured trackers (TensorBoard needs none: trials write it)."""
+def tracking_callbacks(tracking: dict, run: Path | str, name: str) -> list:
+    """Ray Tune callbacks for the configured trackers (TensorBoard needs none: trials write it). Files
+    they keep in the run go to storage.driver_dir(run): the run itself, or for s3:// / gs:// runs a
+    local directory whose files the search copies into the run when it ends."""
     callbacks = []
     if "wandb" in tracking:
         from ray.air.integrations.wandb import WandbLoggerCallback
@@ -101,7 +106,7 @@ def tracking_callbacks(tracking: dict, run: Path, name: str) -> list:
         mode = w.get("mode") or "online"
         if mode != "online":
             os.environ["WANDB_MODE"] = mode  # Ray's callback skips the API-key check only through this variable
-        kwargs = {"mode": mode, "dir": str(run)}
+        kwargs = {"mode": mode, "dir": str(storage.driver_dir(run))}
         if w.get("entity"):
             kwargs["entity"] = w["entity"]
         callbacks.append(WandbLoggerCallback(project=w["project"], group=w.get("group") or name, log_config=False, **kwargs))

@@ -165,27 +165,6 @@ def _recording_asha():
     return RecordingASHA
 
 
-def best_checkpoint_name(metrics_by_checkpoint: dict[str, str]) -> str | None:
-    """Of {checkpoint name: its metrics.json text}, the one with the highest agreement."""
-    scores = {name: json.loads(text)[AGREEMENT] for name, text in metrics_by_checkpoint.items()}
-    return max(scores, key=scores.get, default=None)
-
-
-def prune_trial_checkpoints(trial_dir: Path) -> None:
-    """Keep only the trial's best checkpoint, without its resume state (the trial is over)."""
-    from model.checkpoint import METRICS, WEIGHTS
-
-    dirs = sorted(trial_dir.glob("checkpoint_*"))
-    with_model = [d for d in dirs if (d / WEIGHTS).exists()]
-    # Only a new best validation saves weights, and it is scored by the search's metric.
-    best = max(with_model, key=lambda d: json.loads((d / METRICS).read_text())[CHECKPOINT_SCORE], default=None)
-    for d in dirs:
-        if d != best:
-            shutil.rmtree(d, ignore_errors=True)
-    if best is not None:
-        (best / RESUME_FILE).unlink(missing_ok=True)
-
-
 def prune_callback():
     from ray import tune
 
@@ -194,12 +173,8 @@ def prune_callback():
         trials keep their latest one, so `pairtune resume` can continue them."""
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            if not trial.path:  # the trial's directory in storage_path (inside its filesystem)
-                return
-            if Path(trial.path).is_dir():
-                prune_trial_checkpoints(Path(trial.path))
-            else:  # shared storage (s3://, gs://)
-                storage.prune_checkpoints(trial.storage.storage_filesystem, trial.path, best_checkpoint_name, RESUME_FILE)
+            if trial.path:  # the trial's directory in storage_path, inside its (local or shared) filesystem
+                storage.prune_checkpoints(trial.storage.storage_filesystem, trial.path, CHECKPOINT_SCORE, RESUME_FILE)
 
     return PruneCheckpoints()
 
@@ -332,7 +307,7 @@ def resume_search(run: str | Path, address: str | None = None):
     start_ray(address)
     budget.clear(run)  # this session records its own reason
     tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
-    return tuner.fit(), run
+    return fit_and_sync(tuner, run), run
 
 
 def run_search(cfg: PairtuneConfig, address: str | None = None):
@@ -348,7 +323,16 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
 
         write_baseline(directory, prepared.votes, prepared.split)
     start_ray(address)
-    return make_tuner(cfg, prepared).fit(), directory
+    return fit_and_sync(make_tuner(cfg, prepared), directory), directory
+
+
+def fit_and_sync(tuner, run):
+    """Run the search; then copy what the driver kept on its own disk (trackers' files) into a run on
+    shared storage, also when the search ends early."""
+    try:
+        return tuner.fit()
+    finally:
+        storage.sync_driver_files(run)
 
 
 __all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_dir", "run_search"]
