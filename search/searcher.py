@@ -6,7 +6,10 @@ compares numbers that are not comparable: one-epoch values against full-training
 
 `RungAwareOptunaSearch` tells the truth instead (``search.stopped_trials``):
 
-- ``pruned`` (default): a trial stopped before its last validation is PRUNED. Its intermediate values
+One rule for every place that values a trial (the leaderboard, the kept checkpoint, the export and
+TPE): a finished trial is worth its *best* validation value, not its last one.
+
+- ``pruned`` (default): a trial that finished is COMPLETE with its best value. A trial stopped before its last validation is PRUNED. Its intermediate values
   are reported per ASHA rung (step k = the k-th rung it reached, value = its agreement when it got
   there, the number ASHA compared), so TPE ranks stopped trials below finished ones and among
   themselves by how far ASHA let them go, then by their value at that rung.
@@ -52,6 +55,7 @@ class RungAwareOptunaSearch(OptunaSearch):
         self._milestones = sorted(milestones)
         self._first_rung_value: dict[str, float] = {}
         self._reported: dict[str, set[int]] = {}
+        self._best_value: dict[str, float] = {}  # each trial's best value of the metric so far
 
     def _rung(self, result: dict) -> int:
         t = float(result.get(self._time_attr, 0.0))
@@ -65,6 +69,7 @@ class RungAwareOptunaSearch(OptunaSearch):
         value = result.get(self.metric)
         if value is None or not math.isfinite(value):
             return
+        self._note_best(trial_id, float(value))
         rung = self._rung(result)
         reported = self._reported.setdefault(trial_id, set())
         if rung not in reported:
@@ -72,6 +77,11 @@ class RungAwareOptunaSearch(OptunaSearch):
             reported.add(rung)
         if rung >= 1:
             self._first_rung_value.setdefault(trial_id, float(value))
+
+    def _note_best(self, trial_id: str, value: float) -> None:
+        best = self._best_value.get(trial_id)
+        better = max if self._mode == "max" else min
+        self._best_value[trial_id] = value if best is None else better(best, value)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if self._feedback == "stock" or trial_id in self._completed_trials:
@@ -87,7 +97,10 @@ class RungAwareOptunaSearch(OptunaSearch):
         if self._feedback == "rung" and self._milestones:  # without ASHA (fifo) there are no rungs: as pruned
             value = self._first_rung_value.get(trial_id)
             state = TrialState.COMPLETE if value is not None else TrialState.PRUNED
-        else:
+        else:  # a finished trial is worth its best validation (the value its kept checkpoint has)
+            if value is not None and math.isfinite(value):
+                self._note_best(trial_id, float(value))
+            value = self._best_value.get(trial_id)
             state = TrialState.COMPLETE if result.get("final") and value is not None else TrialState.PRUNED
         self._ot_study.tell(ot_trial, value if state == TrialState.COMPLETE else None, state=state)
         self._completed_trials.add(trial_id)

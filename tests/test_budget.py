@@ -49,7 +49,7 @@ def test_rung_milestones():
 
 def test_pruned_feedback_tells_optuna_the_truth():
     s = make_searcher(config())  # the default: stopped_trials = pruned
-    # Finished: COMPLETE with its last value.
+    # Finished: COMPLETE with its best value (here also its last).
     run(s, "a", [(0.5, 0.55, False), (1.02, 0.60, False), (2.01, 0.66, False), (4.0, 0.70, True)])
     # Stopped by ASHA after its second rung: PRUNED, with the value it had when it reached each rung.
     run(s, "b", [(0.5, 0.58, False), (1.03, 0.64, False), (1.5, 0.65, False), (2.05, 0.67, False)])
@@ -61,6 +61,23 @@ def test_pruned_feedback_tells_optuna_the_truth():
     # step = rungs reached; the first report past a rung is the value ASHA compared there
     assert t[1].intermediate_values == {0: pytest.approx(0.58), 1: pytest.approx(0.64), 2: pytest.approx(0.67)}
     assert t[2].state == TrialState.FAIL
+
+
+@pytest.mark.parametrize("feedback,scheduler", [("pruned", "asha"), ("rung", "fifo")])
+def test_a_finished_trial_is_worth_its_best_value_as_in_the_leaderboard(feedback, scheduler):
+    """TPE is told what the leaderboard, the kept checkpoint and the export use: the best validation."""
+    s = make_searcher(config(stopped_trials=feedback, scheduler=scheduler))
+    run(s, "a", [(1.0, 0.60, False), (2.0, 0.74, False), (4.0, 0.69, True)])  # peaked, then fell
+    assert trials(s)[0].state == TrialState.COMPLETE and trials(s)[0].value == pytest.approx(0.74)
+
+
+def test_best_value_follows_the_mode_for_val_loss():
+    s = make_searcher(config(metric="val/loss", mode="min"))
+    assert s.suggest("a") is not None
+    for i, (epoch, loss, final) in enumerate([(1.0, 0.50, False), (2.0, 0.41, False), (4.0, 0.45, True)]):
+        s.on_trial_result("a", {"val/loss": loss, "epoch": epoch, "final": final, "training_iteration": i + 1})
+    s.on_trial_complete("a", {"val/loss": 0.45, "epoch": 4.0, "final": True})
+    assert trials(s)[0].value == pytest.approx(0.41)
 
 
 def test_rung_feedback_compares_every_trial_at_the_first_rung():
