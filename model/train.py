@@ -178,7 +178,10 @@ def fit(
     tracker = ValidationCallback(per_epoch, on_result, started_at, monitor)
     callbacks: list[pl.Callback] = []
     if train_cfg.early_stopping_patience and validate:  # before the tracker, so it sees should_stop already set
-        callbacks.append(pl.callbacks.EarlyStopping(monitor, mode=METRIC_MODES[monitor], patience=train_cfg.early_stopping_patience))
+        # Decide at each validation's end (Lightning's default with per-epoch validation is the train
+        # epoch's end, after the tracker has reported that validation as not final).
+        callbacks.append(pl.callbacks.EarlyStopping(monitor, mode=METRIC_MODES[monitor], patience=train_cfg.early_stopping_patience,
+                                                    check_on_train_epoch_end=False))
     callbacks.append(tracker)
     val_interval = 1.0
     if train_cfg.val_every_n_steps and validate:
