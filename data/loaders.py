@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from data.tokens import TokenizedTexts
 
@@ -96,7 +96,39 @@ class _ScoredTextCollate:
         return batch
 
 
-class LengthGroupedBatches(Sampler):
+class EpochBatches(Sampler):
+    """Shuffled batches whose order depends only on (seed, epoch), so a retried or resumed run draws
+    exactly the batches the uninterrupted run would. The training loop sets the epoch and, when it
+    resumes inside an epoch, how many of that epoch's batches were already trained (set_epoch)."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int):
+        self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
+        self.epoch, self._skip = 0, 0
+
+    @property
+    def sampler(self):  # Lightning calls `batch_sampler.sampler.set_epoch(epoch)` before each epoch
+        return self
+
+    def set_epoch(self, epoch: int, skip: int | None = None) -> None:
+        """Draw epoch `epoch`'s batches next; with `skip`, leave out its first `skip` (already trained)."""
+        self.epoch = epoch
+        if skip is not None:
+            self._skip = skip
+
+    def __len__(self) -> int:
+        return -(-self.n_items // self.batch_size)
+
+    def epoch_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        order = rng.permutation(self.n_items)
+        return [order[i : i + self.batch_size].tolist() for i in range(0, self.n_items, self.batch_size)]
+
+    def __iter__(self):
+        batches = self.epoch_batches(np.random.default_rng([self.seed, self.epoch]))
+        skip, self._skip = self._skip, 0
+        yield from batches[skip:]
+
+
+class LengthGroupedBatches(EpochBatches):
     """Shuffled batches of votes with similar lengths, so little of each batch is padding.
 
     Each epoch: shuffle the votes, cut them into groups of `group` batches, sort each group by the
@@ -105,15 +137,10 @@ class LengthGroupedBatches(Sampler):
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group: int = 32):
-        self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group
-        self.epoch = 0
+        super().__init__(len(lengths), batch_size, seed)
+        self.lengths, self.group = lengths, group
 
-    def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
+    def epoch_batches(self, rng: np.random.Generator) -> list[list[int]]:
         order = rng.permutation(len(self.lengths))
         span = self.batch_size * self.group
         batches = []
@@ -121,8 +148,7 @@ class LengthGroupedBatches(Sampler):
             chunk = order[start : start + span]
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
             batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
-        for b in rng.permutation(len(batches)):
-            yield batches[b]
+        return [batches[b] for b in rng.permutation(len(batches))]
 
 
 class ShardedBatches(Sampler):
@@ -131,9 +157,22 @@ class ShardedBatches(Sampler):
     they train on exactly the batches one process would. A batch with fewer items than processes
     (at most the epoch's last) is skipped, so no process ever gets an empty one."""
 
-    def __init__(self, batches: Sampler, n_items: int, batch_size: int, rank: int, world: int):
+    def __init__(self, batches: EpochBatches, n_items: int, batch_size: int, rank: int, world: int):
         self.batches, self.rank, self.world = batches, rank, world
         self.n_items, self.batch_size = n_items, batch_size
+
+    @property
+    def sampler(self):  # see EpochBatches.sampler
+        return self
+
+    def set_epoch(self, epoch: int, skip: int | None = None) -> None:
+        # Batches too small to share are never yielded; they sit at no fixed place in the epoch, so
+        # skipping k yielded batches means skipping past the k-th shareable one.
+        if skip:
+            shareable = [i for i, b in enumerate(self.batches.epoch_batches(np.random.default_rng([self.batches.seed, epoch])))
+                         if len(b) >= self.world]
+            skip = shareable[skip - 1] + 1 if skip <= len(shareable) else len(self.batches)
+        self.batches.set_epoch(epoch, skip)
 
     def __len__(self) -> int:
         return sharded_batch_count(self.n_items, self.batch_size, self.world)
@@ -152,11 +191,7 @@ def sharded_batch_count(n_items: int, batch_size: int, world: int = 1) -> int:
 
 def _batches(n_items: int, lengths: np.ndarray | None, batch_size: int, seed: int, rank: int, world: int) -> Sampler:
     """Shuffled batches of item indices: length-grouped when lengths are given, sharded for world > 1."""
-    if lengths is not None:
-        batches: Sampler = LengthGroupedBatches(lengths, batch_size, seed)
-    else:
-        generator = torch.Generator().manual_seed(seed)
-        batches = BatchSampler(RandomSampler(range(n_items), generator=generator), batch_size, drop_last=False)
+    batches = LengthGroupedBatches(lengths, batch_size, seed) if lengths is not None else EpochBatches(n_items, batch_size, seed)
     return batches if world == 1 else ShardedBatches(batches, n_items, batch_size, rank, world)
 
 

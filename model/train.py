@@ -107,6 +107,21 @@ class ValidationCallback(pl.Callback):
         self.on_result(result, module)
 
 
+class ResumeBatches(pl.Callback):
+    """A run resumed inside an epoch (a retried or resumed trial) continues that epoch's batches where
+    it stopped: Lightning restarts the epoch's data loader from its first batch, so the loader's batch
+    sampler (data.loaders.EpochBatches) is told how many of them were already trained."""
+
+    def on_train_start(self, trainer: pl.Trainer, module) -> None:
+        loop = trainer.fit_loop
+        if not loop.restarted_mid_epoch:
+            return
+        done = loop.epoch_loop.batch_progress.current.processed  # batches of this epoch trained before the save
+        if done >= trainer.num_training_batches:  # saved at the epoch's last batch: the next epoch starts afresh
+            return
+        trainer.train_dataloader.batch_sampler.set_epoch(loop.epoch_progress.current.processed, skip=done)
+
+
 def steps_per_epoch(n_train_items: int, cfg: TrainConfig, world: int = 1) -> int:
     """Optimizer steps per epoch over n training votes (or texts, for a pointwise loss), with `world`
     data-parallel processes sharing each batch (see data.loaders.ShardedBatches)."""
@@ -176,7 +191,7 @@ def fit(
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
     module.set_validation_votes(len(texts), val_less, val_more, None if data.scores is None else data.scores[texts])
     tracker = ValidationCallback(per_epoch, on_result, started_at, monitor)
-    callbacks: list[pl.Callback] = []
+    callbacks: list[pl.Callback] = [ResumeBatches()]
     if train_cfg.early_stopping_patience and validate:  # before the tracker, so it sees should_stop already set
         # Decide at each validation's end (Lightning's default with per-epoch validation is the train
         # epoch's end, after the tracker has reported that validation as not final).
