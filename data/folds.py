@@ -39,14 +39,33 @@ class FoldSplit:
     train_votes: np.ndarray
     val_votes: np.ndarray
     dropped_votes: int
+    merged_texts: int = 0  # texts kept in one fold with another text the model sees identically
 
     def describe(self) -> str:
         total = len(self.train_votes) + len(self.val_votes) + self.dropped_votes
+        merged = f"; {self.merged_texts} texts kept with a text the model sees identically" if self.merged_texts else ""
         return (
             f"fold {self.fold}/{self.n_folds} ({self.method}): {len(self.train_votes)} train votes, "
             f"{len(self.val_votes)} validation votes, {self.dropped_votes} of {total} dropped "
-            f"({self.dropped_votes / max(total, 1):.1%}) because they cross folds"
+            f"({self.dropped_votes / max(total, 1):.1%}) because they cross folds{merged}"
         )
+
+
+def same_input_groups(keys_per_view: list[list[bytes]]) -> tuple[np.ndarray, int]:
+    """Group label (0..G-1) of each text: texts that any view (tokenizer, lowercasing, truncation)
+    turns into the same model input share a group, so they always land in the same fold. Also the
+    number of texts merged into another's group (N - G)."""
+    n = len(keys_per_view[0]) if keys_per_view else 0
+    a, b = [], []
+    for keys in keys_per_view:
+        first: dict[bytes, int] = {}
+        for i, key in enumerate(keys):
+            j = first.setdefault(key, i)
+            if j != i:
+                a.append(j)
+                b.append(i)
+    groups = connected_components(n, np.array(a, dtype=np.int64), np.array(b, dtype=np.int64))
+    return groups, n - (int(groups.max()) + 1 if n else 0)
 
 
 def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -114,10 +133,16 @@ def _folds_by_text(n: int, a: np.ndarray, b: np.ndarray, k: int, rng, passes: in
     return fold
 
 
-def assign_folds(votes: PairVotes, k: int, seed: int, method: str = "auto", passes: int = 8) -> tuple[np.ndarray, str]:
-    """Fold (0..k-1) of every text, and the method used."""
+def assign_folds(votes: PairVotes, k: int, seed: int, method: str = "auto", passes: int = 8,
+                 groups: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Fold (0..k-1) of every text, and the method used. `groups` (see same_input_groups) keeps the
+    texts of a group together: the split is made over groups, each one a node of the vote graph."""
     if method not in SPLIT_METHODS:
         raise ValueError(f"unknown split method {method!r}; expected one of {SPLIT_METHODS}")
+    if groups is not None and groups.max(initial=-1) + 1 < len(votes.texts):
+        merged = dataclasses.replace(votes, texts=[""] * (int(groups.max()) + 1), less=groups[votes.less], more=groups[votes.more])
+        group_fold, used = assign_folds(merged, k, seed, method, passes)
+        return group_fold[groups], used
     n = len(votes.texts)
     rng = np.random.default_rng(seed)
     comp = connected_components(n, votes.less, votes.more)
@@ -140,15 +165,18 @@ def cap_train_votes(split: FoldSplit, max_train_votes: int | None, seed: int) ->
     return dataclasses.replace(split, train_votes=keep)
 
 
-def make_fold(votes: PairVotes, k: int, fold: int, seed: int, method: str = "auto") -> FoldSplit:
-    """Train/validation votes of one fold; votes with one text on each side are dropped."""
+def make_fold(votes: PairVotes, k: int, fold: int, seed: int, method: str = "auto",
+              groups: np.ndarray | None = None) -> FoldSplit:
+    """Train/validation votes of one fold; votes with one text on each side are dropped. Texts of one
+    `groups` label (the same model input, see same_input_groups) share a fold."""
     if not 0 <= fold < k:
         raise ValueError(f"fold {fold} out of range for {k} folds")
-    text_fold, used = assign_folds(votes, k, seed, method)
+    text_fold, used = assign_folds(votes, k, seed, method, groups=groups)
     in_val_less = text_fold[votes.less] == fold
     in_val_more = text_fold[votes.more] == fold
     val = np.flatnonzero(in_val_less & in_val_more)
     train = np.flatnonzero(~in_val_less & ~in_val_more)
-    split = FoldSplit(fold, k, used, train, val, votes.n_votes - len(train) - len(val))
+    merged = 0 if groups is None else len(votes.texts) - (int(groups.max(initial=-1)) + 1)
+    split = FoldSplit(fold, k, used, train, val, votes.n_votes - len(train) - len(val), merged)
     log.info("%s", split.describe())
     return split

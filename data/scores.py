@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from data.config import DataConfig
-from data.folds import FoldSplit, _folds_by_component
+from data.folds import FoldSplit, _folds_by_component, connected_components
 from data.pairs import (
     DataError,
     PairVotes,
@@ -134,17 +134,26 @@ def subsample_texts(data: ScoredTexts, max_texts: int | None, seed: int) -> Scor
     )
 
 
-def text_folds(data: ScoredTexts, k: int, seed: int) -> tuple[np.ndarray, str]:
-    """Fold of every text: balanced random, or whole groups packed into folds (largest first)."""
+def text_folds(data: ScoredTexts, k: int, seed: int, same: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Fold of every text: balanced random, or whole groups packed into folds (largest first). `same`
+    (data.folds.same_input_groups) also keeps texts the model sees identically in one fold."""
     rng = np.random.default_rng(seed)
     n = len(data.texts)
-    if data.groups is None:
+    merging = same is not None and int(same.max(initial=-1)) + 1 < n
+    if data.groups is None and not merging:
         return rng.permutation(np.arange(n) % k), "texts"
-    codes, uniques = pd.factorize(data.groups)
+    codes = same if data.groups is None else pd.factorize(data.groups)[0]
+    if merging and data.groups is not None:  # a group_column group and same-input texts both stay whole
+        g = int(codes.max()) + 1
+        ends = np.concatenate([n + codes, n + g + same])  # text i joins its group node and its same-input node
+        codes = np.unique(connected_components(n + g + int(same.max()) + 1, np.tile(np.arange(n), 2), ends)[:n],
+                          return_inverse=True)[1]
+    uniques = np.unique(codes)
     if len(uniques) < k:
-        raise ValueError(f"only {len(uniques)} groups in data.group_column for {k} folds")
+        where = "in data.group_column" if data.groups is not None else "of distinct texts (as the model sees them)"
+        raise ValueError(f"only {len(uniques)} groups {where} for {k} folds")
     # the same greedy packing as vote-graph components: largest groups first, into the lightest fold
-    return _folds_by_component(codes, np.bincount(codes, minlength=len(uniques)), k, rng), "groups"
+    return _folds_by_component(codes, np.bincount(codes, minlength=len(uniques)), k, rng), "groups" if data.groups is not None else "texts"
 
 
 def derive_pairs(members: np.ndarray, scores: np.ndarray, per_text: int, min_gap: float, seed) -> tuple[np.ndarray, np.ndarray]:
@@ -173,9 +182,10 @@ def derive_pairs(members: np.ndarray, scores: np.ndarray, per_text: int, min_gap
     return arr[:, 0], arr[:, 1]
 
 
-def scored_split(data: ScoredTexts, cfg: DataConfig) -> tuple[PairVotes, FoldSplit]:
-    """The fold's derived training and validation pairs, over all texts, as PairVotes + FoldSplit."""
-    fold_of, method = text_folds(data, cfg.folds, cfg.split_seed)
+def scored_split(data: ScoredTexts, cfg: DataConfig, same: np.ndarray | None = None) -> tuple[PairVotes, FoldSplit]:
+    """The fold's derived training and validation pairs, over all texts, as PairVotes + FoldSplit.
+    `same`: see text_folds."""
+    fold_of, method = text_folds(data, cfg.folds, cfg.split_seed, same)
     sides = []
     for name, members in (("train", np.flatnonzero(fold_of != cfg.fold)), ("val", np.flatnonzero(fold_of == cfg.fold))):
         seed = [cfg.pair_seed, cfg.fold, 0 if name == "train" else 1]
@@ -187,7 +197,7 @@ def scored_split(data: ScoredTexts, cfg: DataConfig) -> tuple[PairVotes, FoldSpl
     )
     split = FoldSplit(
         cfg.fold, cfg.folds, method, train_votes=np.arange(len(tl)), val_votes=np.arange(len(tl), len(tl) + len(vl)),
-        dropped_votes=0,
+        dropped_votes=0, merged_texts=0 if same is None else len(data.texts) - (int(same.max(initial=-1)) + 1),
     )
     log.info("%s: %d texts, %s split; derived %d training and %d validation pairs", data.source, len(data.texts),
              method, len(tl), len(vl))

@@ -74,3 +74,15 @@ def tokenize_texts(texts: list[str], tokenizer, max_length: int, lowercase: bool
     ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return TokenizedTexts(ids=ids, offsets=offsets, pad_id=int(pad_id), max_length=max_length)
+
+
+def seen_keys(tokens: TokenizedTexts, max_length: int) -> list[bytes]:
+    """Each text as the model sees it at max_length: its ids truncated as `batch` truncates them."""
+    keys = []
+    for t in range(len(tokens)):
+        start, end = int(tokens.offsets[t]), int(tokens.offsets[t + 1])
+        ids = tokens.ids[start:end]
+        if end - start > max_length:  # the head and the closing special token
+            ids = np.concatenate([ids[: max_length - 1], ids[-1:]])
+        keys.append(ids.tobytes())
+    return keys

@@ -22,7 +22,8 @@ def describe(cfg: PairtuneConfig, prepared: PreparedData) -> str:
         data_lines = [
             f"votes:        {d['votes']} over {d['unique_texts']} unique texts ({d['identical_rows_dropped']} rows with identical texts dropped)",
             (f"fold:         {d['fold']} of {d['folds']} ({d['split_method']} split): {d['train_votes']} train votes, "
-             f"{d['val_votes']} validation votes, {d['votes_dropped_crossing_folds']} votes dropped crossing folds"),
+             f"{d['val_votes']} validation votes, {d['votes_dropped_crossing_folds']} votes dropped crossing folds, "
+             f"{d['texts_merged_same_input']} texts kept in the fold of a text the model sees identically"),
         ]
     else:
         data_lines = [

@@ -21,8 +21,9 @@ from data import (
     subsample_votes,
     tokenize_texts,
 )
-from data.folds import cap_train_votes
+from data.folds import cap_train_votes, same_input_groups
 from data.loaders import FoldData
+from data.tokens import seen_keys
 from data.scores import read_scored, scored_split, subsample_texts
 from model.backbone import load_tokenizer
 from search.config import PairtuneConfig
@@ -65,6 +66,7 @@ class PreparedData:
                 "train_votes": len(self.split.train_votes),
                 "val_votes": len(self.split.val_votes),
                 "votes_dropped_crossing_folds": 0,
+                "texts_merged_same_input": self.split.merged_texts,
             }
         return {
             "source": self.votes.source,
@@ -77,11 +79,36 @@ class PreparedData:
             "train_votes": len(self.split.train_votes),
             "val_votes": len(self.split.val_votes),
             "votes_dropped_crossing_folds": self.split.dropped_votes,
+            "texts_merged_same_input": self.split.merged_texts,
         }
 
 
 def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
     """Votes and the configured fold; DataError when the fold leaves nothing to train or validate."""
+    return _split(cfg)[:2]
+
+
+def tokenise(cfg: PairtuneConfig, texts: list[str]) -> dict[tuple[str, bool], TokenizedTexts]:
+    """Every text once per (backbone, lowercase) a trial can use, at the longest max_length any trial
+    can ask for; trials truncate further themselves."""
+    max_length = int(max(possible_values(cfg, "data.max_length")))
+    tokens = {}
+    for backbone in possible_values(cfg, "model.backbone"):
+        tokenizer = load_tokenizer(backbone)
+        for lowercase in possible_values(cfg, "data.lowercase"):
+            tokens[(backbone, lowercase)] = tokenize_texts(texts, tokenizer, max_length, lowercase)
+    return tokens
+
+
+def same_input(cfg: PairtuneConfig, tokens: dict) -> np.ndarray:
+    """Group of each text: texts that some trial's model would see as the same input (same ids after
+    lowercasing and truncation at the shortest max_length) must share a fold."""
+    shortest = int(min(possible_values(cfg, "data.max_length")))
+    return same_input_groups([seen_keys(t, shortest) for t in tokens.values()])[0]
+
+
+def _split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
+    """Votes, the configured fold and the tokenised texts (which decide which texts must share a fold)."""
     d = cfg.data
     if d.format != "pairs":
         return load_scored_split(cfg)
@@ -90,42 +117,37 @@ def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
     too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
     if len(votes.texts) < 2 * d.folds:
         raise DataError(f"{too_few}; lower data.folds or add votes")
+    tokens = tokenise(cfg, votes.texts)
     try:
-        split = make_fold(votes, d.folds, d.fold, d.split_seed, d.split)
+        split = make_fold(votes, d.folds, d.fold, d.split_seed, d.split, groups=same_input(cfg, tokens))
     except ValueError as e:
         raise DataError(f"{too_few}: {e}") from None
     if len(split.val_votes) == 0 or len(split.train_votes) == 0:
         raise DataError(f"{too_few} ({split.describe()}); lower data.folds or add votes")
-    return votes, cap_train_votes(split, d.max_train_votes, d.split_seed)
+    return votes, cap_train_votes(split, d.max_train_votes, d.split_seed), tokens
 
 
-def load_scored_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
+def load_scored_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
     """Scored or labelled texts: texts split into folds first, then pairs derived inside each side."""
     d = cfg.data
     scored = subsample_texts(read_scored(d), d.max_texts, d.split_seed)
     too_few = f"{scored.source}: cannot make {d.folds} folds from {len(scored.texts)} texts"
     if len(scored.texts) < 2 * d.folds:
         raise DataError(f"{too_few}; lower data.folds or add rows")
+    tokens = tokenise(cfg, list(scored.texts))
     try:
-        votes, split = scored_split(scored, d)
+        votes, split = scored_split(scored, d, same_input(cfg, tokens))
     except ValueError as e:
         raise DataError(f"{too_few}: {e}") from None
     for side, got in (("training", split.train_votes), ("validation", split.val_votes)):
         if len(got) == 0:
             raise DataError(f"{scored.source}: fold {d.fold} has no {side} pairs: its texts all share one score "
                             "(or differ by no more than data.min_score_gap)")
-    return votes, cap_train_votes(split, d.max_train_votes, d.split_seed)
+    return votes, cap_train_votes(split, d.max_train_votes, d.split_seed), tokens
 
 
 def prepare_data(cfg: PairtuneConfig) -> PreparedData:
-    votes, split = load_split(cfg)
-    # Tokenise at the longest max_length any trial can ask for; trials truncate further themselves.
-    max_length = int(max(possible_values(cfg, "data.max_length")))
-    tokens = {}
-    for backbone in possible_values(cfg, "model.backbone"):
-        tokenizer = load_tokenizer(backbone)
-        for lowercase in possible_values(cfg, "data.lowercase"):
-            tokens[(backbone, lowercase)] = tokenize_texts(votes.texts, tokenizer, max_length, lowercase)
+    votes, split, tokens = _split(cfg)
     prepared = PreparedData(votes, split, tokens, cfg.data.format)
     log.info("prepared %s", prepared.summary())
     return prepared

@@ -65,3 +65,37 @@ def test_connected_components():
     comp = connected_components(6, np.array([0, 2, 3]), np.array([1, 3, 4]))
     assert comp[0] == comp[1] and comp[2] == comp[3] == comp[4]
     assert len({comp[0], comp[2], comp[5]}) == 3
+
+
+@pytest.mark.parametrize("fmt", ["pairs", "scores"])
+def test_texts_the_model_sees_identically_share_a_fold(tmp_path, tiny_backbone, fmt):
+    """Leak-free over what the model sees: case variants under data.lowercase, and texts identical in
+    their first max_length tokens, never sit on both sides of a fold; the merge is counted."""
+    import pandas as pd
+
+    from search.config import parse_config
+    from search.prepare import prepare_data
+
+    rng = np.random.default_rng(0)
+    words = ["harsh", "mild", "rude", "kind", "awful", "calm", "nasty", "gentle", "vile", "sweet"]
+    base = [" ".join(rng.choice(words, size=4)) + f" number {i}" for i in range(120)]
+    prefix = " ".join(["the same long opening"] * 6)  # far past max_length 12 tokens
+    variants = [t.upper() for t in base[:40]] + [f"{prefix} tail {i}" for i in range(40)]
+    texts = base + variants
+    if fmt == "pairs":
+        pairs = [(texts[i], texts[j]) for i, j in rng.integers(0, len(texts), size=(1500, 2)) if i != j]
+        pd.DataFrame(pairs, columns=["less_toxic", "more_toxic"]).to_csv(tmp_path / "d.csv", index=False)
+        data = {"pairs": str(tmp_path / "d.csv")}
+    else:
+        pd.DataFrame({"comment_id": range(len(texts)), "text": texts, "score": rng.normal(size=len(texts))}).to_csv(
+            tmp_path / "d.csv", index=False)
+        data = {"pairs": str(tmp_path / "d.csv"), "format": "scores", "text_column": "text", "score_column": "score"}
+    cfg = parse_config({"data": {**data, "folds": 4, "max_length": 12, "lowercase": True},
+                        "model": {"backbone": tiny_backbone}}, "t.yaml")
+    prepared = prepare_data(cfg)
+    votes, split = prepared.votes, prepared.split
+    seen = lambda i: prefix if votes.texts[i].startswith(prefix) else votes.texts[i].lower()  # noqa: E731
+    train = {seen(i) for i in texts_of(votes, split.train_votes)}
+    val = {seen(i) for i in texts_of(votes, split.val_votes)}
+    assert not train & val
+    assert prepared.summary()["texts_merged_same_input"] >= 40 + 39  # 40 case twins, 40 prefixes in one group
