@@ -13,7 +13,7 @@ from ray import tune
 
 import search
 from model.checkpoint import save_checkpoint
-from model.precision import cuda_usable, resolve_precision
+from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.ranker import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config import PairtuneConfig, with_params
@@ -68,14 +68,19 @@ def placement(use_gpu: bool, precision: str) -> dict:
     that is not a real CUDA device falls back to the CPU in fp32."""
     ctx = ray.get_runtime_context()
     on_cuda = use_gpu and cuda_usable()
-    return {
+    where = {
         "node_id": ctx.get_node_id(),
         "node_ip": ray.util.get_node_ip_address(),
         "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "device": "cuda" if on_cuda else "cpu",
-        "precision": resolve_precision(precision, on_cuda),
     }
+    try:
+        return {**where, "precision": resolve_precision(precision, on_cuda)}
+    except PrecisionError as e:  # an explicit precision is kept, never swapped for another
+        gpus = f"Ray gave it GPU {where['gpu_ids'] or 'none'}" if use_gpu else "it has no GPU (search.gpus_per_trial 0)"
+        raise PrecisionError(f"{e} (this trial runs on node {where['node_ip']}; {gpus}, which CUDA cannot see). "
+                             "train.precision auto trains such a trial on the CPU in fp32 instead") from None
 
 
 _imports_paid = False  # set by this process's first trial: later ones import nothing
