@@ -83,3 +83,18 @@ def test_train_rejects_fp16_without_gpu(tmp_path, tiny_backbone, run_cli):
 def test_export_of_a_directory_that_is_not_a_run(tmp_path, run_cli):
     out = run_cli("export", str(tmp_path))
     assert_user_error(out, "not a pairtune run directory")
+
+
+@pytest.mark.parametrize("command", ["check", "search", "train", "baseline", "lr-find"])
+def test_a_run_directory_given_for_a_config(command, tmp_path, run_cli):
+    run = tmp_path / "my run"
+    run.mkdir()
+    (run / "pairtune_config.yaml").write_text("search: {name: x}\n")
+    out = run_cli(command, run)
+    assert_user_error(out, f"{run}: is a search run directory, not a config file; did you mean {run / 'export' / 'best.yaml'}?")
+
+
+def test_a_plain_directory_given_for_a_config(tmp_path, run_cli):
+    out = run_cli("train", tmp_path)
+    assert_user_error(out, f"{tmp_path}: is a directory, expected a YAML config file")
+
