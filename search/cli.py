@@ -18,12 +18,13 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from data import DataError
 from model.backbone import BackboneError
+from model.checkpoint import CheckpointError
 from model.precision import PrecisionError
 from search.config import ConfigError
 
 log = logging.getLogger("pairtune")
 
-USER_ERRORS = (ConfigError, DataError, BackboneError, PrecisionError)
+USER_ERRORS = (ConfigError, DataError, BackboneError, PrecisionError, CheckpointError)
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:

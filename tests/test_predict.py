@@ -169,3 +169,45 @@ def test_predict_rejects_bad_input_clearly(case, message, ensemble, tmp_path, ca
 def test_train_rejects_unknown_folds(config_path, capsys):
     assert main(["train", str(config_path), "--folds", "0,5"]) == 2
     assert "--folds 0,5: folds must be in 0..1" in capsys.readouterr().err
+
+
+# Nothing lost, nothing silent (issue 20): a damaged model directory is one line naming the file.
+
+def _one_error_line(out, *fragments):
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("pairtune: error: ")]
+    assert len(errors) == 1, out.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("damage", ["random-bytes", "truncated", "empty", "not-a-state-dict", "wrong-shapes",
+                                    "config-not-yaml", "config-not-a-mapping", "config-wrong-keys", "encoder-config"])
+def test_damaged_model_directory_is_one_line_naming_the_file(damage, ensemble, texts_csv, tmp_path, run_cli):
+    model = shutil.copytree(ensemble / "fold_0", tmp_path / "model")
+    weights, config, damaged = model / "model.pt", model / "config.yaml", model / "model.pt"
+    if damage == "random-bytes":
+        weights.write_bytes(np.random.default_rng(0).bytes(5000))
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "empty":
+        weights.write_bytes(b"")
+    elif damage == "not-a-state-dict":
+        torch.save([1, 2, 3], weights)
+    elif damage == "wrong-shapes":
+        state = torch.load(weights, weights_only=True)
+        state[next(iter(state))] = torch.zeros(3)
+        torch.save(state, weights)
+    elif damage.startswith("config"):
+        damaged = config
+        config.write_text({"config-not-yaml": "model: {backbone: [\n", "config-not-a-mapping": "- model\n- train\n",
+                           "config-wrong-keys": "model: {size: 3}\ntrain: {}\ndata: {}\n"}[damage])
+    else:
+        damaged = model / "encoder" / "config.json"
+        damaged.write_text("{not json")
+    out = run_cli("predict", model, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    line = _one_error_line(out, f"{damaged} is damaged or not a pairtune model")
+    assert "weights_only" not in out.stderr and "weights_only" not in line
+    assert not (tmp_path / "s.csv").exists()
