@@ -8,6 +8,9 @@ A model directory holds:
     encoder/       the encoder's Hugging Face config.json and its tokenizer files (final models
                    from `pairtune train`), so the directory loads without the original backbone
 
+A fold ensemble directory holds fold_K/ model directories and ensemble.json, whose "folds" mapping
+(fold number -> its validation results) names the members.
+
 Search checkpoints leave out `encoder/` (they are written at every new best validation); they load
 through the backbone named in config.yaml instead.
 
@@ -35,6 +38,10 @@ WEIGHTS = "model.pt"
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 ENCODER = "encoder"  # encoder config + tokenizer files
+# A fold ensemble (`pairtune train --folds`) is a directory of FOLD_DIR model directories; its members
+# are the folds listed in ENSEMBLE, which is written after the last fold is trained.
+FOLD_DIR = "fold_{}"
+ENSEMBLE = "ensemble.json"
 
 
 class CheckpointError(Exception):

@@ -1,9 +1,10 @@
 """`pairtune predict`: score a CSV of texts with one model or a fold ensemble.
 
-One model writes its raw scores. A fold ensemble (a directory of fold_K/ model directories, as
-`pairtune train --folds all` leaves) writes the rank average: each model's scores become ranks over
-the rows (ties share their average rank), the ranks are averaged over models and scaled to [0, 1].
-Rank averaging is what the Jigsaw solutions did, since folds' raw score scales differ.
+One model writes its raw scores. A fold ensemble (a directory of fold_K/ model directories and the
+ensemble.json that lists them, as `pairtune train --folds all` leaves) writes the rank average: each
+model's scores become ranks over the rows (ties share their average rank), the ranks are averaged over
+models and scaled to [0, 1]. Rank averaging is what the Jigsaw solutions did, since folds' raw score
+scales differ. A member that is missing, or a fold_* directory that is not a member, is an error.
 
 Each unique text is tokenised and scored once per model, longest first in batches padded only to
 their own longest text, under torch.inference_mode; the output has one row per input row, in the
@@ -12,8 +13,8 @@ input's order, duplicate ids and texts included.
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import torch
 from data import DataError, tokenize_texts
 from data.loaders import text_loader
 from data.pairs import _read_frame
-from model.checkpoint import is_model_dir, load_checkpoint, load_tokenizer_for
+from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, load_tokenizer_for, missing_files
 from model.precision import cuda_usable
 from search.config import ConfigError
 
@@ -34,22 +35,53 @@ SCORE_COLUMN = "score"
 
 
 def find_models(path: str | Path) -> list[Path]:
-    """[path] for a model directory; its fold_K/ model directories (by K) for an ensemble."""
+    """[path] for a model directory; for a fold ensemble, the fold_K/ directories its ensemble.json
+    lists (by K), each checked to be a model directory, with no other fold_* directory beside them."""
     path = Path(path).expanduser()
     if not path.exists():
         raise ConfigError([f"{path}: model directory not found"])
     if is_model_dir(path):
         return [path]
-    folds = [p for p in path.glob("fold_*") if is_model_dir(p)]
-    if not folds:
-        hint = "train one with `pairtune train CONFIG [--folds all]`"
-        raise ConfigError([f"{path}: not a model directory (no model.pt and config.yaml) and no fold_*/ model directories in it; {hint}"])
+    if not (path / ENSEMBLE).is_file():
+        raise ConfigError([_not_a_model_dir(path)])
+    members = ensemble_members(path / ENSEMBLE)
+    problems = [f"{path / name}: {problem}; {path / ENSEMBLE} lists it as a member"
+                for name in members for problem in _member_problems(path / name)]
+    listed = ", ".join(members)
+    problems += [f"{p}: not a member of the ensemble ({path / ENSEMBLE} lists {listed}); move it out of {path}"
+                 for p in sorted(path.glob("fold_*")) if p.is_dir() and p.name not in members]
+    if problems:
+        raise ConfigError(problems)
+    return [path / name for name in members]
 
-    def fold_number(p: Path) -> tuple[int, str]:
-        m = re.fullmatch(r"fold_(\d+)", p.name)
-        return (int(m.group(1)) if m else 1 << 30, p.name)
 
-    return sorted(folds, key=fold_number)
+def _not_a_model_dir(path: Path) -> str:
+    hint = "train one with `pairtune train CONFIG [--folds all]`"
+    folds = sorted(p.name for p in path.glob("fold_*") if p.is_dir())
+    if folds:  # e.g. `train --folds` stopped before its last fold, or fold directories copied by hand
+        return (f"{path}: not a model directory nor a fold ensemble: it holds {', '.join(folds)} but no {ENSEMBLE}, "
+                f"which `pairtune train --folds` writes after its last fold; predict with one fold_K directory, or {hint}")
+    return f"{path}: not a model directory (no model.pt and config.yaml) nor a fold ensemble (no {ENSEMBLE}); {hint}"
+
+
+def ensemble_members(manifest: Path) -> list[str]:
+    """The fold_K directory names an ensemble.json lists, by K."""
+    try:
+        summary = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        summary = None
+    folds = summary.get("folds") if isinstance(summary, dict) else None
+    if not isinstance(folds, dict) or not folds or not all(str(k).isdigit() for k in folds):
+        raise ConfigError([f"{manifest} is damaged or not a pairtune ensemble (expected a \"folds\" mapping of fold "
+                           "numbers, as `pairtune train --folds` writes)"])
+    return [FOLD_DIR.format(k) for k in sorted(int(k) for k in folds)]
+
+
+def _member_problems(directory: Path) -> list[str]:
+    if not directory.is_dir():
+        return ["missing"]
+    missing = missing_files(directory)
+    return [f"not a model directory (no {' and no '.join(missing)})"] if missing else []
 
 
 def read_texts(path: str | Path, id_column: str = "comment_id", text_column: str = "text") -> pd.DataFrame:

@@ -171,7 +171,9 @@ def test_train_rejects_unknown_folds(config_path, capsys):
     assert "--folds 0,5: folds must be in 0..1" in capsys.readouterr().err
 
 
-# Nothing lost, nothing silent (issue 20): a damaged model directory is one line naming the file.
+# Nothing lost, nothing silent (issue 20): predict never overwrites what it reads, an ensemble is what
+# its ensemble.json says, every model is loaded and the output checked before any scoring, and a
+# damaged model directory is one line naming the file.
 
 def _one_error_line(out, *fragments):
     assert out.returncode == 2, out.stdout + out.stderr
@@ -181,6 +183,47 @@ def _one_error_line(out, *fragments):
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
+
+
+@pytest.fixture
+def ensemble_copy(ensemble, tmp_path):
+    """A copy of the trained ensemble that a test may damage (or that a bug could overwrite)."""
+    return shutil.copytree(ensemble, tmp_path / "ens")
+
+
+def test_ensemble_missing_a_member_is_an_error_naming_it(ensemble_copy, texts_csv, tmp_path, run_cli):
+    (ensemble_copy / "fold_1" / "model.pt").unlink()
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    _one_error_line(out, f"{ensemble_copy / 'fold_1'}: ", "model.pt", f"{ensemble_copy / 'ensemble.json'}")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_ensemble_member_directory_gone_is_an_error_naming_it(ensemble_copy, texts_csv, tmp_path, run_cli):
+    shutil.rmtree(ensemble_copy / "fold_0")
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    _one_error_line(out, f"{ensemble_copy / 'fold_0'}: ")
+
+
+def test_ensemble_extra_fold_directory_is_an_error_naming_it(ensemble_copy, texts_csv, tmp_path, run_cli):
+    shutil.copytree(ensemble_copy / "fold_0", ensemble_copy / "fold_0_old")
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    _one_error_line(out, f"{ensemble_copy / 'fold_0_old'}: not a member", "fold_0, fold_1")
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable", "no-folds"])
+def test_ensemble_needs_its_ensemble_json(damage, ensemble_copy, texts_csv, tmp_path, run_cli):
+    manifest = ensemble_copy / "ensemble.json"
+    if damage == "missing":
+        manifest.unlink()
+    elif damage == "unreadable":
+        manifest.write_text('{"folds": {"0": ')
+    else:
+        manifest.write_text('{"mean_agreement": 0.5}')
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    expected = f"{ensemble_copy}: not a model directory nor a fold ensemble: it holds fold_0, fold_1 but no ensemble.json" if damage == "missing" else \
+        f"{manifest} is damaged or not a pairtune ensemble"
+    _one_error_line(out, expected)
 
 
 @pytest.mark.parametrize("damage", ["random-bytes", "truncated", "empty", "not-a-state-dict", "wrong-shapes",
