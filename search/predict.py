@@ -6,6 +6,9 @@ model's scores become ranks over the rows (ties share their average rank), the r
 models and scaled to [0, 1]. Rank averaging is what the Jigsaw solutions did, since folds' raw score
 scales differ. A member that is missing, or a fold_* directory that is not a member, is an error.
 
+Nothing is scored until everything that can fail cheaply has been checked: the output path (never
+inside a model, ensemble or run directory), the texts, and every model, loaded once.
+
 Each unique text is tokenised and scored once per model, longest first in batches padded only to
 their own longest text, under torch.inference_mode; the output has one row per input row, in the
 input's order, duplicate ids and texts included.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -27,7 +31,7 @@ from data.loaders import text_loader
 from data.pairs import _read_frame
 from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, load_tokenizer_for, missing_files
 from model.precision import cuda_usable
-from search.config import ConfigError
+from search.config import RUN_CONFIG, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,36 @@ def _member_problems(directory: Path) -> list[str]:
     return [f"not a model directory (no {' and no '.join(missing)})"] if missing else []
 
 
+def check_output(out_csv: Path, texts_csv: Path) -> None:
+    """Refuse, before any work, an output that would overwrite the input texts, land inside a model,
+    ensemble or run directory, or cannot be written."""
+    out = out_csv.resolve()
+    if out == texts_csv.expanduser().resolve():
+        raise ConfigError([f"{out_csv}: the output would overwrite the input texts; choose another -o"])
+    for parent in out.parents:
+        kind = _protected(parent)
+        if kind:
+            raise ConfigError([f"-o {out_csv}: inside {parent}, {kind}; choose an output outside it"])
+    if out.is_dir():
+        raise ConfigError([f"-o {out_csv}: is a directory; give a file name, e.g. {out_csv / 'scores.csv'}"])
+    existing = next(p for p in out.parents if p.exists())  # the directory the output will be made in
+    if not existing.is_dir():
+        raise ConfigError([f"-o {out_csv}: {existing} is a file, not a directory"])
+    if not os.access(existing, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigError([f"-o {out_csv}: not writable (no write permission on {out if out.exists() else existing})"])
+
+
+def _protected(directory: Path) -> str | None:
+    """What `directory` is, if predict must never write into it."""
+    if is_model_dir(directory):
+        return "a model directory"
+    if (directory / ENSEMBLE).is_file():
+        return "a fold ensemble directory"
+    if (directory / RUN_CONFIG).is_file():
+        return "a search run directory"
+    return None
+
+
 def read_texts(path: str | Path, id_column: str = "comment_id", text_column: str = "text") -> pd.DataFrame:
     """The CSV's id and text columns; DataError naming the file and column for anything unusable."""
     path = Path(path).expanduser()
@@ -137,25 +171,31 @@ def rank_average(score_lists: list[np.ndarray]) -> np.ndarray:
     return (ranks - 1.0) / (n - 1.0)
 
 
+def _load(directory: Path):
+    """(module, config, tokenizer) of a model directory; CheckpointError naming a damaged file."""
+    module, config = load_checkpoint(directory)
+    return module, config, load_tokenizer_for(directory, config)
+
+
 def predict(model_dir: str | Path, texts_csv: str | Path, out_csv: str | Path, id_column: str = "comment_id",
             text_column: str = "text", batch_size: int = 128, progress: bool = True) -> dict:
     """Score texts_csv with the model (or fold ensemble) in model_dir; write id_column,score to out_csv."""
     start = time.perf_counter()
     models = find_models(model_dir)
     out_csv = Path(out_csv).expanduser()
-    if out_csv.resolve() == Path(texts_csv).expanduser().resolve():
-        raise ConfigError([f"{out_csv}: the output would overwrite the input texts; choose another -o"])
-    if out_csv.parent.exists() and not out_csv.parent.is_dir():
-        raise ConfigError([f"{out_csv}: {out_csv.parent} is not a directory"])
+    check_output(out_csv, Path(texts_csv))
     if batch_size <= 0:
         raise ConfigError([f"--batch-size: must be positive, got {batch_size}"])
     frame = read_texts(texts_csv, id_column, text_column)
     codes, unique = pd.factorize(frame[text_column].to_numpy(dtype=object))
     unique = [str(t) for t in unique]
+    loaded = _load(models[0])
+    for directory in models[1:]:  # a damaged fold K fails now, not after folds 0..K-1 are scored
+        _load(directory)  # and is loaded again in its turn: one model in memory at a time
     per_model = []
     for i, directory in enumerate(models):
-        module, config = load_checkpoint(directory)
-        tokenizer = load_tokenizer_for(directory, config)
+        module, config, tokenizer = loaded if i == 0 else _load(directory)
+        loaded = None
         desc = f"model {i + 1}/{len(models)}" if len(models) > 1 else "scoring"
         per_model.append(score_texts(module, config, tokenizer, unique, batch_size, progress=progress, desc=desc)[codes])
         del module

@@ -191,6 +191,24 @@ def ensemble_copy(ensemble, tmp_path):
     return shutil.copytree(ensemble, tmp_path / "ens")
 
 
+@pytest.mark.parametrize("where", ["own-weights", "ensemble-dir", "member-dir", "other-model-dir", "run-dir"])
+def test_predict_never_writes_into_a_model_or_run_directory(where, ensemble_copy, texts_csv, tmp_path, run_cli):
+    model, out = {
+        "own-weights": (ensemble_copy / "fold_0", ensemble_copy / "fold_0" / "model.pt"),
+        "ensemble-dir": (ensemble_copy, ensemble_copy / "scores.csv"),
+        "member-dir": (ensemble_copy, ensemble_copy / "fold_1" / "encoder" / "scores.csv"),
+        "other-model-dir": (ensemble_copy / "fold_0", ensemble_copy / "fold_1" / "scores.csv"),
+        "run-dir": (ensemble_copy / "fold_0", tmp_path / "run" / "export" / "scores.csv"),
+    }[where]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "pairtune_config.yaml").write_text("search: {name: run}\n")
+    weights = {p: p.read_bytes() for p in ensemble_copy.glob("fold_*/model.pt")}
+    result = run_cli("predict", model, texts_csv[0], "-o", out, "--no-progress")
+    _one_error_line(result, f"-o {out}: inside ", "choose an output outside it")
+    assert not out.exists() or out.name == "model.pt"
+    assert {p: p.read_bytes() for p in weights} == weights  # no model file touched
+
+
 def test_ensemble_missing_a_member_is_an_error_naming_it(ensemble_copy, texts_csv, tmp_path, run_cli):
     (ensemble_copy / "fold_1" / "model.pt").unlink()
     out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
@@ -224,6 +242,39 @@ def test_ensemble_needs_its_ensemble_json(damage, ensemble_copy, texts_csv, tmp_
     expected = f"{ensemble_copy}: not a model directory nor a fold ensemble: it holds fold_0, fold_1 but no ensemble.json" if damage == "missing" else \
         f"{manifest} is damaged or not a pairtune ensemble"
     _one_error_line(out, expected)
+
+
+@pytest.fixture
+def count_scoring(monkeypatch):
+    """How many times predict started scoring a model."""
+    import search.predict
+
+    calls = []
+    real = search.predict.score_texts
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search.predict, "score_texts", counted)
+    return calls
+
+
+@pytest.mark.parametrize("case", ["out-is-a-directory", "parent-is-a-file"])
+def test_bad_output_path_is_refused_before_scoring(case, ensemble, texts_csv, tmp_path, run_cli, count_scoring):
+    (tmp_path / "file.txt").write_text("not a directory")
+    out = {"out-is-a-directory": tmp_path, "parent-is-a-file": tmp_path / "file.txt" / "sub" / "s.csv"}[case]
+    result = run_cli("predict", ensemble, texts_csv[0], "-o", out, "--no-progress")
+    _one_error_line(result, f"-o {out}: ")
+    assert count_scoring == []
+
+
+def test_a_damaged_last_fold_is_found_before_the_first_is_scored(ensemble_copy, texts_csv, tmp_path, run_cli, count_scoring):
+    weights = ensemble_copy / "fold_1" / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    _one_error_line(out, f"{weights} is damaged or not a pairtune model")
+    assert count_scoring == []
 
 
 @pytest.mark.parametrize("damage", ["random-bytes", "truncated", "empty", "not-a-state-dict", "wrong-shapes",
