@@ -98,3 +98,19 @@ def test_a_plain_directory_given_for_a_config(tmp_path, run_cli):
     out = run_cli("train", tmp_path)
     assert_user_error(out, f"{tmp_path}: is a directory, expected a YAML config file")
 
+
+def test_printed_commands_quote_paths_with_spaces(tmp_path, capsys):
+    import shlex
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from search.cli import _print_export
+
+    out_dir = tmp_path / "my runs" / "export"
+    best = out_dir / "best.yaml"
+    _print_export(SimpleNamespace(leaderboard=pd.DataFrame({"trial": ["t1"], "val/agreement": [0.7]}),
+                                  summary={"ended_by": "num_samples", "metric": "val/agreement"}, best_agreement=0.7,
+                                  baseline=None, best_yaml=str(best), best_checkpoint=str(tmp_path / "ck"), out_dir=str(out_dir)))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("train it with:"))
+    assert shlex.split(line.split(":", 1)[1]) == ["pairtune", "train", str(best)], line
