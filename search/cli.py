@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,12 +19,13 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from data import DataError
 from model.backbone import BackboneError
+from model.checkpoint import CheckpointError
 from model.precision import PrecisionError
 from search.config import ConfigError
 
 log = logging.getLogger("pairtune")
 
-USER_ERRORS = (ConfigError, DataError, BackboneError, PrecisionError)
+USER_ERRORS = (ConfigError, DataError, BackboneError, PrecisionError, CheckpointError)
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -195,9 +197,9 @@ def _print_export(e) -> None:
     print(f"best checkpoint: {e.best_checkpoint}")
     print(f"leaderboard:     {storage.join(e.out_dir, 'leaderboard.csv')}")
     if storage.is_uri(e.best_yaml):
-        print(f"train it with:   pairtune export {storage.parent(e.out_dir)} --out DIR, then pairtune train DIR/best.yaml")
+        print(f"train it with:   pairtune export {shlex.quote(storage.parent(e.out_dir))} --out DIR, then pairtune train DIR/best.yaml")
     else:
-        print(f"train it with:   pairtune train {e.best_yaml}")
+        print(f"train it with:   pairtune train {shlex.quote(str(e.best_yaml))}")
 
 
 def cmd_export(args) -> int:
@@ -222,7 +224,7 @@ def cmd_submit(args) -> int:
 
     client, job_id = submit(args.config, args.overrides, args.address, args.working_dir, args.token_file)
     print(f"submitted job {job_id} to {client.get_address()}")
-    print(f"follow it with: ray job logs --follow {job_id} --address {client.get_address()}")
+    print(f"follow it with: ray job logs --follow {shlex.quote(job_id)} --address {shlex.quote(client.get_address())}")
     if args.no_wait:
         return 0
     status = follow(client, job_id)

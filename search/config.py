@@ -259,14 +259,21 @@ def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """`--set train.lr=3e-4` items as {"train.lr": 3e-4}; values are read as YAML."""
+    """`--set train.lr=3e-4` items as {"train.lr": 3e-4}; values are read as YAML. An empty value is
+    refused rather than read as null (a forgotten value, or a shell variable that was not set)."""
     out, problems = {}, []
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or "." not in key:
             problems.append(f"--set {item}: expected section.key=value, e.g. train.lr=3e-4")
-            continue
-        out[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        elif not text.strip():
+            problems.append(f"--set {item}: no value; write {key.strip()}=null for null")
+        else:
+            try:
+                out[key.strip()] = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                problems.append(f"--set {item}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                                "quote it to pass a string")
     if problems:
         raise ConfigError(problems)
     return out
@@ -301,10 +308,24 @@ def _resolve_paths(raw: dict, base: Path) -> None:
             model["backbone"] = str((base / p).resolve())
 
 
+RUN_CONFIG = "pairtune_config.yaml"  # what marks a search run directory (search/tuner.py writes it)
+
+
+def _not_a_file(path: Path) -> str:
+    """What to say when a directory is given where a config file is expected."""
+    if (path / RUN_CONFIG).is_file():
+        return f"{path}: is a search run directory, not a config file; did you mean {path / 'export' / 'best.yaml'}?"
+    if (path / "model.pt").is_file() and (path / "config.yaml").is_file():
+        return f"{path}: is a model directory, not a config file; the config that trained it is {path / 'config.yaml'}"
+    return f"{path}: is a directory, expected a YAML config file (see configs/)"
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError([f"{path}: config file not found"])
+    if path.is_dir():
+        raise ConfigError([_not_a_file(path)])
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:

@@ -1,9 +1,13 @@
 """`pairtune predict`: score a CSV of texts with one model or a fold ensemble.
 
-One model writes its raw scores. A fold ensemble (a directory of fold_K/ model directories, as
-`pairtune train --folds all` leaves) writes the rank average: each model's scores become ranks over
-the rows (ties share their average rank), the ranks are averaged over models and scaled to [0, 1].
-Rank averaging is what the Jigsaw solutions did, since folds' raw score scales differ.
+One model writes its raw scores. A fold ensemble (a directory of fold_K/ model directories and the
+ensemble.json that lists them, as `pairtune train --folds all` leaves) writes the rank average: each
+model's scores become ranks over the rows (ties share their average rank), the ranks are averaged over
+models and scaled to [0, 1]. Rank averaging is what the Jigsaw solutions did, since folds' raw score
+scales differ. A member that is missing, or a fold_* directory that is not a member, is an error.
+
+Nothing is scored until everything that can fail cheaply has been checked: the output path (never
+inside a model, ensemble or run directory), the texts, and every model, loaded once.
 
 Each unique text is tokenised and scored once per model, longest first in batches padded only to
 their own longest text, under torch.inference_mode; the output has one row per input row, in the
@@ -12,8 +16,9 @@ input's order, duplicate ids and texts included.
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+import os
 import time
 from pathlib import Path
 
@@ -24,9 +29,9 @@ import torch
 from data import DataError, tokenize_texts
 from data.loaders import text_loader
 from data.pairs import _read_frame
-from model.checkpoint import is_model_dir, load_checkpoint, load_tokenizer_for
+from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, load_tokenizer_for, missing_files
 from model.precision import cuda_usable
-from search.config import ConfigError
+from search.config import RUN_CONFIG, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +39,83 @@ SCORE_COLUMN = "score"
 
 
 def find_models(path: str | Path) -> list[Path]:
-    """[path] for a model directory; its fold_K/ model directories (by K) for an ensemble."""
+    """[path] for a model directory; for a fold ensemble, the fold_K/ directories its ensemble.json
+    lists (by K), each checked to be a model directory, with no other fold_* directory beside them."""
     path = Path(path).expanduser()
     if not path.exists():
         raise ConfigError([f"{path}: model directory not found"])
     if is_model_dir(path):
         return [path]
-    folds = [p for p in path.glob("fold_*") if is_model_dir(p)]
-    if not folds:
-        hint = "train one with `pairtune train CONFIG [--folds all]`"
-        raise ConfigError([f"{path}: not a model directory (no model.pt and config.yaml) and no fold_*/ model directories in it; {hint}"])
+    if not (path / ENSEMBLE).is_file():
+        raise ConfigError([_not_a_model_dir(path)])
+    members = ensemble_members(path / ENSEMBLE)
+    problems = [f"{path / name}: {problem}; {path / ENSEMBLE} lists it as a member"
+                for name in members for problem in _member_problems(path / name)]
+    listed = ", ".join(members)
+    problems += [f"{p}: not a member of the ensemble ({path / ENSEMBLE} lists {listed}); move it out of {path}"
+                 for p in sorted(path.glob("fold_*")) if p.is_dir() and p.name not in members]
+    if problems:
+        raise ConfigError(problems)
+    return [path / name for name in members]
 
-    def fold_number(p: Path) -> tuple[int, str]:
-        m = re.fullmatch(r"fold_(\d+)", p.name)
-        return (int(m.group(1)) if m else 1 << 30, p.name)
 
-    return sorted(folds, key=fold_number)
+def _not_a_model_dir(path: Path) -> str:
+    hint = "train one with `pairtune train CONFIG [--folds all]`"
+    folds = sorted(p.name for p in path.glob("fold_*") if p.is_dir())
+    if folds:  # e.g. `train --folds` stopped before its last fold, or fold directories copied by hand
+        return (f"{path}: not a model directory nor a fold ensemble: it holds {', '.join(folds)} but no {ENSEMBLE}, "
+                f"which `pairtune train --folds` writes after its last fold; predict with one fold_K directory, or {hint}")
+    return f"{path}: not a model directory (no model.pt and config.yaml) nor a fold ensemble (no {ENSEMBLE}); {hint}"
+
+
+def ensemble_members(manifest: Path) -> list[str]:
+    """The fold_K directory names an ensemble.json lists, by K."""
+    try:
+        summary = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        summary = None
+    folds = summary.get("folds") if isinstance(summary, dict) else None
+    if not isinstance(folds, dict) or not folds or not all(str(k).isdigit() for k in folds):
+        raise ConfigError([f"{manifest} is damaged or not a pairtune ensemble (expected a \"folds\" mapping of fold "
+                           "numbers, as `pairtune train --folds` writes)"])
+    return [FOLD_DIR.format(k) for k in sorted(int(k) for k in folds)]
+
+
+def _member_problems(directory: Path) -> list[str]:
+    if not directory.is_dir():
+        return ["missing"]
+    missing = missing_files(directory)
+    return [f"not a model directory (no {' and no '.join(missing)})"] if missing else []
+
+
+def check_output(out_csv: Path, texts_csv: Path) -> None:
+    """Refuse, before any work, an output that would overwrite the input texts, land inside a model,
+    ensemble or run directory, or cannot be written."""
+    out = out_csv.resolve()
+    if out == texts_csv.expanduser().resolve():
+        raise ConfigError([f"{out_csv}: the output would overwrite the input texts; choose another -o"])
+    for parent in out.parents:
+        kind = _protected(parent)
+        if kind:
+            raise ConfigError([f"-o {out_csv}: inside {parent}, {kind}; choose an output outside it"])
+    if out.is_dir():
+        raise ConfigError([f"-o {out_csv}: is a directory; give a file name, e.g. {out_csv / 'scores.csv'}"])
+    existing = next(p for p in out.parents if p.exists())  # the directory the output will be made in
+    if not existing.is_dir():
+        raise ConfigError([f"-o {out_csv}: {existing} is a file, not a directory"])
+    if not os.access(existing, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigError([f"-o {out_csv}: not writable (no write permission on {out if out.exists() else existing})"])
+
+
+def _protected(directory: Path) -> str | None:
+    """What `directory` is, if predict must never write into it."""
+    if is_model_dir(directory):
+        return "a model directory"
+    if (directory / ENSEMBLE).is_file():
+        return "a fold ensemble directory"
+    if (directory / RUN_CONFIG).is_file():
+        return "a search run directory"
+    return None
 
 
 def read_texts(path: str | Path, id_column: str = "comment_id", text_column: str = "text") -> pd.DataFrame:
@@ -105,25 +171,31 @@ def rank_average(score_lists: list[np.ndarray]) -> np.ndarray:
     return (ranks - 1.0) / (n - 1.0)
 
 
+def _load(directory: Path):
+    """(module, config, tokenizer) of a model directory; CheckpointError naming a damaged file."""
+    module, config = load_checkpoint(directory)
+    return module, config, load_tokenizer_for(directory, config)
+
+
 def predict(model_dir: str | Path, texts_csv: str | Path, out_csv: str | Path, id_column: str = "comment_id",
             text_column: str = "text", batch_size: int = 128, progress: bool = True) -> dict:
     """Score texts_csv with the model (or fold ensemble) in model_dir; write id_column,score to out_csv."""
     start = time.perf_counter()
     models = find_models(model_dir)
     out_csv = Path(out_csv).expanduser()
-    if out_csv.resolve() == Path(texts_csv).expanduser().resolve():
-        raise ConfigError([f"{out_csv}: the output would overwrite the input texts; choose another -o"])
-    if out_csv.parent.exists() and not out_csv.parent.is_dir():
-        raise ConfigError([f"{out_csv}: {out_csv.parent} is not a directory"])
+    check_output(out_csv, Path(texts_csv))
     if batch_size <= 0:
         raise ConfigError([f"--batch-size: must be positive, got {batch_size}"])
     frame = read_texts(texts_csv, id_column, text_column)
     codes, unique = pd.factorize(frame[text_column].to_numpy(dtype=object))
     unique = [str(t) for t in unique]
+    loaded = _load(models[0])
+    for directory in models[1:]:  # a damaged fold K fails now, not after folds 0..K-1 are scored
+        _load(directory)  # and is loaded again in its turn: one model in memory at a time
     per_model = []
     for i, directory in enumerate(models):
-        module, config = load_checkpoint(directory)
-        tokenizer = load_tokenizer_for(directory, config)
+        module, config, tokenizer = loaded if i == 0 else _load(directory)
+        loaded = None
         desc = f"model {i + 1}/{len(models)}" if len(models) > 1 else "scoring"
         per_model.append(score_texts(module, config, tokenizer, unique, batch_size, progress=progress, desc=desc)[codes])
         del module

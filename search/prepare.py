@@ -83,6 +83,9 @@ class PreparedData:
         }
 
 
+FEW_VALIDATION_VOTES = 200  # below this, agreement is uncertain by more than about +-0.07 (95%)
+
+
 def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
     """Votes and the configured fold; DataError when the fold leaves nothing to train or validate."""
     return _split(cfg)[:2]
@@ -108,10 +111,20 @@ def same_input(cfg: PairtuneConfig, tokens: dict) -> np.ndarray:
 
 
 def _split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
-    """Votes, the configured fold and the tokenised texts (which decide which texts must share a fold)."""
+    """Votes, the configured fold and the tokenised texts (which decide which texts must share a fold);
+    a warning when the fold validates on so few votes that its agreement says little."""
+    votes, split, tokens = (load_pair_split if cfg.data.format == "pairs" else load_scored_split)(cfg)
+    n = len(split.val_votes)
+    if n < FEW_VALIDATION_VOTES:
+        log.warning("fold %d has only %d validation votes (under %d): its agreement is uncertain by about +-%.2f (95%%); "
+                    "use more votes (data.max_votes, data.pairs) or fewer folds (data.folds)",
+                    split.fold, n, FEW_VALIDATION_VOTES, 1.96 * (0.25 / n) ** 0.5)
+    return votes, split, tokens
+
+
+def load_pair_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
+    """Pair votes: texts split into leak-free folds (data/folds.py)."""
     d = cfg.data
-    if d.format != "pairs":
-        return load_scored_split(cfg)
     votes = read_pairs(d.pairs, d.less_column, d.more_column)
     votes = subsample_votes(votes, d.max_votes, d.split_seed)
     too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"

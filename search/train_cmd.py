@@ -21,7 +21,8 @@ import numpy as np
 from data import DataError, FoldSplit, make_fold
 from data.folds import cap_train_votes
 from model.backbone import load_tokenizer
-from model.checkpoint import is_model_dir, save_checkpoint
+from model.checkpoint import ENSEMBLE as ENSEMBLE_FILE
+from model.checkpoint import FOLD_DIR, is_model_dir, save_checkpoint
 from model.precision import resolve_precision
 from model.ranker import AGREEMENT
 from model.train import fit
@@ -31,9 +32,6 @@ from search.space import searched_dimensions
 from search.tuner import preflight
 
 log = logging.getLogger(__name__)
-
-FOLD_DIR = "fold_{}"
-ENSEMBLE_FILE = "ensemble.json"
 
 
 def parse_folds(spec: str | None, cfg: PairtuneConfig) -> list[int] | None:
@@ -124,6 +122,9 @@ def train_config(cfg: PairtuneConfig, out: str | None = None, folds: list[int] |
     out_dir = Path(out or Path("pairtune_train") / cfg.search.name).resolve()
     if folds is not None:
         _check_out_dir(out_dir, folds)
+        # An earlier run's manifest would make a half-retrained directory look like a whole ensemble
+        # if this run stops early; a new one is written after the last fold.
+        (out_dir / ENSEMBLE_FILE).unlink(missing_ok=True)
     prepared = prepare_data(cfg)
     tokenizer = load_tokenizer(cfg.model.backbone)
     if full:

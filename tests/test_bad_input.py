@@ -66,6 +66,8 @@ CASES = [
     case("yaml-syntax", "c.yaml: not valid YAML (line", raw="train: {lr: [1e-4\n"),
     case("config-not-a-mapping", "c.yaml: the config must be a mapping with sections", raw="- train\n- search\n"),
     case("bad-set", "--set train.lr: expected section.key=value", set_=["train.lr"]),
+    case("set-value-not-yaml", "--set train.lr=[1,2: the value is not valid YAML", set_=["train.lr=[1,2"]),
+    case("set-value-missing", "--set data.max_votes=: no value; write data.max_votes=null for null", set_=["data.max_votes="]),
     case("max-length-beyond-backbone", "c.yaml: data.max_length: 1024 tokens, but backbone minilm has 512 positions",
          config={"data": {"max_length": 1024}}),
     case("pairs-is-a-directory", "is a directory, expected a CSV file", config={"data": {"pairs": "{dir}"}}),

@@ -62,3 +62,20 @@ def test_search_baseline_flag(value, tmp_path):
     from search.config import parse_config
 
     assert parse_config({"search": {"baseline": value}}).search.baseline is value
+
+
+def test_few_validation_votes_are_warned_about(tmp_path, ruddit_pairs, capsys, caplog):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"pairs": str(ruddit_pairs), "max_votes": 400, "folds": 4}}))
+    assert main(["baseline", str(path)]) == 0
+    val_votes = int(capsys.readouterr().out.split("validated on ")[1].split()[0])
+    assert 0 < val_votes < 200
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"only {val_votes} validation votes" in w for w in warnings), warnings
+
+
+def test_enough_validation_votes_are_not_warned_about(tmp_path, ruddit_pairs, capsys, caplog):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"pairs": str(ruddit_pairs), "max_votes": 2000, "folds": 4}}))
+    assert main(["baseline", str(path)]) == 0
+    assert not any("validation votes" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")

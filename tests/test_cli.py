@@ -83,3 +83,34 @@ def test_train_rejects_fp16_without_gpu(tmp_path, tiny_backbone, run_cli):
 def test_export_of_a_directory_that_is_not_a_run(tmp_path, run_cli):
     out = run_cli("export", str(tmp_path))
     assert_user_error(out, "not a pairtune run directory")
+
+
+@pytest.mark.parametrize("command", ["check", "search", "train", "baseline", "lr-find"])
+def test_a_run_directory_given_for_a_config(command, tmp_path, run_cli):
+    run = tmp_path / "my run"
+    run.mkdir()
+    (run / "pairtune_config.yaml").write_text("search: {name: x}\n")
+    out = run_cli(command, run)
+    assert_user_error(out, f"{run}: is a search run directory, not a config file; did you mean {run / 'export' / 'best.yaml'}?")
+
+
+def test_a_plain_directory_given_for_a_config(tmp_path, run_cli):
+    out = run_cli("train", tmp_path)
+    assert_user_error(out, f"{tmp_path}: is a directory, expected a YAML config file")
+
+
+def test_printed_commands_quote_paths_with_spaces(tmp_path, capsys):
+    import shlex
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from search.cli import _print_export
+
+    out_dir = tmp_path / "my runs" / "export"
+    best = out_dir / "best.yaml"
+    _print_export(SimpleNamespace(leaderboard=pd.DataFrame({"trial": ["t1"], "val/agreement": [0.7]}),
+                                  summary={"ended_by": "num_samples", "metric": "val/agreement"}, best_agreement=0.7,
+                                  baseline=None, best_yaml=str(best), best_checkpoint=str(tmp_path / "ck"), out_dir=str(out_dir)))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("train it with:"))
+    assert shlex.split(line.split(":", 1)[1]) == ["pairtune", "train", str(best)], line

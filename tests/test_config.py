@@ -159,3 +159,26 @@ def test_a_fixed_value_breaking_a_rule_is_reported_with_the_others(tmp_path):
     assert "train.lr: must be positive" in text
     assert "search.space.model.dropout" in text
     assert "train.loss: mse regresses" in text  # a cross-section rule, reported with the rest
+
+
+def test_set_values_that_are_not_yaml_or_missing_are_all_reported():
+    from search.config import parse_set
+
+    with pytest.raises(ConfigError) as err:
+        parse_set(["train.lr=[1,2", "data.max_votes=", "train.margin= ", "train.epochs=3"])
+    problems = err.value.problems
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("--set train.lr=[1,2: the value is not valid YAML")
+    assert problems[1] == "--set data.max_votes=: no value; write data.max_votes=null for null"
+    assert problems[2].startswith("--set train.margin= : no value; write train.margin=null")
+    assert parse_set(["data.max_votes=null", "train.lr=0.001"]) == {"data.max_votes": None, "train.lr": 0.001}
+
+
+def test_a_directory_is_not_a_config_file(tmp_path):
+    from search.config import read_yaml
+
+    with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, expected a YAML config file"):
+        read_yaml(tmp_path)
+    (tmp_path / "pairtune_config.yaml").write_text("search: {name: x}\n")
+    with pytest.raises(ConfigError, match=f"did you mean {tmp_path / 'export' / 'best.yaml'}\\?"):
+        read_yaml(tmp_path)

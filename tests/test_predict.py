@@ -169,3 +169,139 @@ def test_predict_rejects_bad_input_clearly(case, message, ensemble, tmp_path, ca
 def test_train_rejects_unknown_folds(config_path, capsys):
     assert main(["train", str(config_path), "--folds", "0,5"]) == 2
     assert "--folds 0,5: folds must be in 0..1" in capsys.readouterr().err
+
+
+# Nothing lost, nothing silent (issue 20): predict never overwrites what it reads, an ensemble is what
+# its ensemble.json says, every model is loaded and the output checked before any scoring, and a
+# damaged model directory is one line naming the file.
+
+def _one_error_line(out, *fragments):
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("pairtune: error: ")]
+    assert len(errors) == 1, out.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture
+def ensemble_copy(ensemble, tmp_path):
+    """A copy of the trained ensemble that a test may damage (or that a bug could overwrite)."""
+    return shutil.copytree(ensemble, tmp_path / "ens")
+
+
+@pytest.mark.parametrize("where", ["own-weights", "ensemble-dir", "member-dir", "other-model-dir", "run-dir"])
+def test_predict_never_writes_into_a_model_or_run_directory(where, ensemble_copy, texts_csv, tmp_path, run_cli):
+    model, out = {
+        "own-weights": (ensemble_copy / "fold_0", ensemble_copy / "fold_0" / "model.pt"),
+        "ensemble-dir": (ensemble_copy, ensemble_copy / "scores.csv"),
+        "member-dir": (ensemble_copy, ensemble_copy / "fold_1" / "encoder" / "scores.csv"),
+        "other-model-dir": (ensemble_copy / "fold_0", ensemble_copy / "fold_1" / "scores.csv"),
+        "run-dir": (ensemble_copy / "fold_0", tmp_path / "run" / "export" / "scores.csv"),
+    }[where]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "pairtune_config.yaml").write_text("search: {name: run}\n")
+    weights = {p: p.read_bytes() for p in ensemble_copy.glob("fold_*/model.pt")}
+    result = run_cli("predict", model, texts_csv[0], "-o", out, "--no-progress")
+    _one_error_line(result, f"-o {out}: inside ", "choose an output outside it")
+    assert not out.exists() or out.name == "model.pt"
+    assert {p: p.read_bytes() for p in weights} == weights  # no model file touched
+
+
+def test_ensemble_missing_a_member_is_an_error_naming_it(ensemble_copy, texts_csv, tmp_path, run_cli):
+    (ensemble_copy / "fold_1" / "model.pt").unlink()
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    _one_error_line(out, f"{ensemble_copy / 'fold_1'}: ", "model.pt", f"{ensemble_copy / 'ensemble.json'}")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_ensemble_member_directory_gone_is_an_error_naming_it(ensemble_copy, texts_csv, tmp_path, run_cli):
+    shutil.rmtree(ensemble_copy / "fold_0")
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    _one_error_line(out, f"{ensemble_copy / 'fold_0'}: ")
+
+
+def test_ensemble_extra_fold_directory_is_an_error_naming_it(ensemble_copy, texts_csv, tmp_path, run_cli):
+    shutil.copytree(ensemble_copy / "fold_0", ensemble_copy / "fold_0_old")
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    _one_error_line(out, f"{ensemble_copy / 'fold_0_old'}: not a member", "fold_0, fold_1")
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable", "no-folds"])
+def test_ensemble_needs_its_ensemble_json(damage, ensemble_copy, texts_csv, tmp_path, run_cli):
+    manifest = ensemble_copy / "ensemble.json"
+    if damage == "missing":
+        manifest.unlink()
+    elif damage == "unreadable":
+        manifest.write_text('{"folds": {"0": ')
+    else:
+        manifest.write_text('{"mean_agreement": 0.5}')
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    expected = f"{ensemble_copy}: not a model directory nor a fold ensemble: it holds fold_0, fold_1 but no ensemble.json" if damage == "missing" else \
+        f"{manifest} is damaged or not a pairtune ensemble"
+    _one_error_line(out, expected)
+
+
+@pytest.fixture
+def count_scoring(monkeypatch):
+    """How many times predict started scoring a model."""
+    import search.predict
+
+    calls = []
+    real = search.predict.score_texts
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search.predict, "score_texts", counted)
+    return calls
+
+
+@pytest.mark.parametrize("case", ["out-is-a-directory", "parent-is-a-file"])
+def test_bad_output_path_is_refused_before_scoring(case, ensemble, texts_csv, tmp_path, run_cli, count_scoring):
+    (tmp_path / "file.txt").write_text("not a directory")
+    out = {"out-is-a-directory": tmp_path, "parent-is-a-file": tmp_path / "file.txt" / "sub" / "s.csv"}[case]
+    result = run_cli("predict", ensemble, texts_csv[0], "-o", out, "--no-progress")
+    _one_error_line(result, f"-o {out}: ")
+    assert count_scoring == []
+
+
+def test_a_damaged_last_fold_is_found_before_the_first_is_scored(ensemble_copy, texts_csv, tmp_path, run_cli, count_scoring):
+    weights = ensemble_copy / "fold_1" / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    out = run_cli("predict", ensemble_copy, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    _one_error_line(out, f"{weights} is damaged or not a pairtune model")
+    assert count_scoring == []
+
+
+@pytest.mark.parametrize("damage", ["random-bytes", "truncated", "empty", "not-a-state-dict", "wrong-shapes",
+                                    "config-not-yaml", "config-not-a-mapping", "config-wrong-keys", "encoder-config"])
+def test_damaged_model_directory_is_one_line_naming_the_file(damage, ensemble, texts_csv, tmp_path, run_cli):
+    model = shutil.copytree(ensemble / "fold_0", tmp_path / "model")
+    weights, config, damaged = model / "model.pt", model / "config.yaml", model / "model.pt"
+    if damage == "random-bytes":
+        weights.write_bytes(np.random.default_rng(0).bytes(5000))
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "empty":
+        weights.write_bytes(b"")
+    elif damage == "not-a-state-dict":
+        torch.save([1, 2, 3], weights)
+    elif damage == "wrong-shapes":
+        state = torch.load(weights, weights_only=True)
+        state[next(iter(state))] = torch.zeros(3)
+        torch.save(state, weights)
+    elif damage.startswith("config"):
+        damaged = config
+        config.write_text({"config-not-yaml": "model: {backbone: [\n", "config-not-a-mapping": "- model\n- train\n",
+                           "config-wrong-keys": "model: {size: 3}\ntrain: {}\ndata: {}\n"}[damage])
+    else:
+        damaged = model / "encoder" / "config.json"
+        damaged.write_text("{not json")
+    out = run_cli("predict", model, texts_csv[0], "-o", tmp_path / "s.csv", "--no-progress")
+    line = _one_error_line(out, f"{damaged} is damaged or not a pairtune model")
+    assert "weights_only" not in out.stderr and "weights_only" not in line
+    assert not (tmp_path / "s.csv").exists()

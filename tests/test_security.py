@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from model.checkpoint import WEIGHTS, load_checkpoint, save_checkpoint
+from model.checkpoint import WEIGHTS, CheckpointError, load_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
 from model.ranker import PairwiseRanker
 from search.config import ConfigError, load_config, parse_config
@@ -33,11 +33,13 @@ def test_checkpoints_round_trip_and_refuse_pickled_code(tmp_path, tiny_backbone)
     assert config["model"]["backbone"] == tiny_backbone
     for name, tensor in module.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor)
-    # A checkpoint whose weights file smuggles in a pickled callable is refused, not executed.
+    # A checkpoint whose weights file smuggles in a pickled callable is refused, not executed, and the
+    # refusal does not pass on torch's advice to retry with weights_only=False.
     save_checkpoint(tmp_path / "evil", module, cfg, {})
     torch.save({"weights": Boom()}, tmp_path / "evil" / WEIGHTS, pickle_protocol=pickle.HIGHEST_PROTOCOL)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / 'evil' / WEIGHTS} is damaged or not a pairtune model") as err:
         load_checkpoint(tmp_path / "evil")
+    assert "weights_only" not in str(err.value)
 
 
 def test_local_ray_dashboard_is_loopback_only_and_needs_the_token():
