@@ -4,6 +4,7 @@ One test runs the real command in a fresh process; the others call the same entr
 (search.cli.main) in this process, which is what `pairtune` runs, without paying for a new
 Python importing torch each time (about 10 s on 2 cores)."""
 
+import argparse
 import subprocess
 import sys
 import time
@@ -11,7 +12,16 @@ import time
 import pytest
 import yaml
 
-COMMANDS = ["search", "train", "export", "predict", "baseline", "lr-find"]
+from search.cli import build_parser
+
+
+def subcommands() -> list[str]:
+    """Every subcommand the parser declares, so a new one gets its --help test without editing this file."""
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(sub.choices)
+
+
+COMMANDS = subcommands()
 
 
 def run_process(*args, timeout=120):
@@ -23,6 +33,13 @@ def test_help(command, run_cli):
     out = run_cli(command, "--help")
     assert out.returncode == 0 and "usage: pairtune " + command in out.stdout
     assert not out.started_ray
+
+
+def test_top_level_help_lists_every_subcommand(run_cli):
+    out = run_cli("--help")
+    assert out.returncode == 0 and not out.started_ray
+    listed = out.stdout.split("COMMAND")[-1]
+    assert [c for c in COMMANDS if f"\n    {c} " not in listed] == []
 
 
 def write_config(tmp_path, raw):
