@@ -1,6 +1,7 @@
 """`pairtune lr-find`: Lightning's range test on the config's fold (tiny BERT, real Ruddit votes),
 its suggestion, and the config written back with a narrowed learning-rate range."""
 
+import math
 import re
 
 import pytest
@@ -10,6 +11,8 @@ from search.cli import main
 from search.config import load_config
 from search.lr_find import HIGH_FACTOR, LOW_FACTOR
 
+POINT_LRS = [1e-6, 1e-1]  # first points at both ends of the config's train.lr range
+
 
 @pytest.fixture()
 def config_path(tmp_path, tiny_backbone, ruddit_pairs):
@@ -18,14 +21,23 @@ def config_path(tmp_path, tiny_backbone, ruddit_pairs):
         "model": {"backbone": tiny_backbone},
         "train": {"batch_size": 16, "lr": 1e-3},
         "search": {"name": "lr", "space": {"train.lr": {"loguniform": [1e-6, 1e-1]}, "train.margin": {"uniform": [0.1, 1.0]}},
-                   "points_to_evaluate": [{"train.lr": 1e-3}]},
+                   "points_to_evaluate": [{"train.lr": lr} for lr in POINT_LRS]},
     }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
-def test_lr_find_suggests_and_writes_a_narrowed_range(config_path, tmp_path, capsys):
+def test_lr_find_suggests_and_writes_a_narrowed_range(config_path, tmp_path, capsys, monkeypatch):
+    import search.lr_find
+
+    curves, find_lr = [], search.lr_find.find_lr
+
+    def recording_find_lr(*args, **kwargs):  # the CLI prints the suggestion; the test also needs the curve
+        curves.append(find_lr(*args, **kwargs))
+        return curves[-1]
+
+    monkeypatch.setattr(search.lr_find, "find_lr", recording_find_lr)
     out_path = tmp_path / "elsewhere" / "narrow.yaml"
     # max_lr far past divergence: the test must end cleanly, not fail on the exploding loss
     code = main(["lr-find", str(config_path), "--steps", "30", "--min-lr", "1e-6", "--max-lr", "1e3",
@@ -34,15 +46,29 @@ def test_lr_find_suggests_and_writes_a_narrowed_range(config_path, tmp_path, cap
     assert code == 0, out
     assert "steps from 1e-06 to 1000 on" in out
     suggestion = float(re.search(r"suggested learning rate: (\S+)", out).group(1))
-    assert 1e-6 < suggestion < 1e3
+    # The suggestion is a rate the test tried, past Lightning's first 10 and before its last (never an
+    # end of the tested range), where the recorded loss falls; the test itself went on until the loss
+    # diverged (Lightning stops at 4x the best loss), far below the 1e3 it was allowed.
+    (curve,) = curves
+    lrs, losses = curve["lrs"], curve["losses"]
+    i = min(range(len(lrs)), key=lambda j: abs(lrs[j] - curve["suggestion"]))
+    assert 10 <= i < len(lrs) - 1 and suggestion == pytest.approx(lrs[i], rel=5e-3), (suggestion, lrs)
+    assert losses[i] < losses[i - 1], list(zip(lrs, losses))
+    diverged = math.isnan(losses[-1]) or losses[-1] > 4 * min(losses)
+    assert len(lrs) < 30 and lrs[-1] < 1e3 and diverged, list(zip(lrs, losses))
     written = load_config(out_path)  # valid, loads from another directory
     low, high = written.search.space["train.lr"]["loguniform"]
     assert low == pytest.approx(suggestion / LOW_FACTOR, rel=0.01) and high == pytest.approx(suggestion * HIGH_FACTOR, rel=0.01)
     original = load_config(config_path)
     assert written.search.space["train.margin"] == original.search.space["train.margin"]  # the rest is kept
     assert written.data == original.data and written.train == original.train
-    if not low <= 1e-3 <= high:
-        assert "points_to_evaluate[0].train.lr 0.001 is outside the new range" in out
+    # Two first points at the two ends of the old range: the new range spans a factor 30, so at least
+    # one falls outside; exactly those outside get a note.
+    outside = [(k, lr) for k, lr in enumerate(POINT_LRS) if not low <= lr <= high]
+    assert outside
+    notes = [ln for ln in out.splitlines() if ln.startswith("note: ")]
+    assert notes == [f"note: search.points_to_evaluate[{k}].train.lr {lr:g} is outside the new range [{low:g}, {high:g}]"
+                     for k, lr in outside]
 
 
 def test_lr_find_rejects_a_bad_range(config_path, capsys):
