@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from data import DataError, FoldSplit, make_fold
 from data.folds import cap_train_votes
@@ -25,7 +26,7 @@ from model.checkpoint import ENSEMBLE as ENSEMBLE_FILE
 from model.checkpoint import FOLD_DIR, is_model_dir, save_checkpoint
 from model.precision import resolve_precision
 from model.ranker import AGREEMENT
-from model.train import fit
+from model.train import fit, set_threads
 from search.config import ConfigError, PairtuneConfig, with_params
 from search.prepare import PreparedData, load_split, prepare_data
 from search.space import searched_dimensions
@@ -111,7 +112,18 @@ def _check_out_dir(out_dir: Path, folds: list[int]) -> None:
 
 def train_config(cfg: PairtuneConfig, out: str | None = None, folds: list[int] | None = None, full: bool = False) -> dict:
     """Train cfg's fixed values: on its fold (default), on each of `folds` (to OUT/fold_K), or on
-    all votes (full). Every model directory gets the tokenizer and encoder config."""
+    all votes (full). Every model directory gets the tokenizer and encoder config. Training uses
+    search.cpus_per_trial threads, as a trial does, so an exported best.yaml trains exactly as its
+    trial did (another thread count changes float sums, so results can drift)."""
+    threads = torch.get_num_threads()
+    set_threads(cfg.search.cpus_per_trial)
+    try:
+        return _train_config(cfg, out, folds, full)
+    finally:
+        torch.set_num_threads(threads)  # a caller in this process keeps its own
+
+
+def _train_config(cfg: PairtuneConfig, out: str | None, folds: list[int] | None, full: bool) -> dict:
     if folds is not None and full:
         raise ConfigError(["--folds and --full exclude each other: a fold model validates, a full model does not"])
     if searched_dimensions(cfg):

@@ -2,8 +2,10 @@
 then export -> train round trip and a reload of the best checkpoint."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,13 +16,17 @@ import yaml
 from data.loaders import text_loader
 from model.checkpoint import load_checkpoint
 from model.losses import pairwise_agreement
-from model.ranker import AGREEMENT
+from model.ranker import AGREEMENT, VAL_LOSS
 from search.config import load_config
 from search.prepare import load_split
 
 pytestmark = pytest.mark.slow
 
 NUM_SAMPLES = 6
+
+
+def results(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
 
 
 def cli(*args, timeout=900):
@@ -125,7 +131,22 @@ def test_export_then_train_round_trip(search_run, tmp_path):
     assert exported["model"]["dropout"] == 0.27  # fixed under search.space, so every trial had it
     trained = cli("train", str(best), "--out", str(tmp_path / "model"))
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert "best val/agreement:" in trained.stdout
     assert (tmp_path / "model" / "model.pt").exists() and (tmp_path / "model" / "config.yaml").exists()
-    agreement = float(trained.stdout.split("best val/agreement:")[1].split()[0])
-    assert 0.0 <= agreement <= 1.0
+    summary = json.loads((tmp_path / "exp" / "summary.json").read_text())
+    assert summary["best_agreement"] == pytest.approx(board.best_agreement.iloc[0], abs=1e-12)
+    assert_trains_as_its_trial(trained, summary, cfg.train.epochs)
+
+
+def assert_trains_as_its_trial(trained: subprocess.CompletedProcess, summary: dict, epochs: int) -> None:
+    """`pairtune train best.yaml` trains the best trial again: same config, seed, fold and threads
+    (search.cpus_per_trial), so it validates exactly as the trial did at every epoch the trial ran
+    (ASHA may have stopped it early). Agreement is a count over a few hundred votes, so the 4
+    decimals train logs identify it exactly."""
+    trial = results(Path(summary["best_checkpoint"]).parent)
+    assert summary["best_agreement"] == max(r[AGREEMENT] for r in trial)
+    logged = re.findall(r"fold \d+, epoch ([\d.]+): val/agreement ([\d.]+), val loss ([\d.]+)", trained.stderr)
+    retrained = [(float(e), float(a), float(v)) for e, a, v in logged]
+    assert len(retrained) == epochs >= len(trial), trained.stderr[-3000:]
+    assert retrained[: len(trial)] == [(r["epoch"], round(r[AGREEMENT], 4), round(r[VAL_LOSS], 4)) for r in trial]
+    printed = float(trained.stdout.split("best val/agreement:")[1].split()[0])
+    assert printed == max(a for _, a, _ in retrained) >= round(summary["best_agreement"], 4)
