@@ -27,6 +27,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def assert_continues_from_last_checkpoint(first_try: list[dict], retry: list[dict], schedule: list[int]) -> None:
+    """A retried or resumed trial (result.json rows before and after the interruption) continued from
+    the checkpoint of its last result before it (each validation that is not final leaves one): it
+    validates at exactly the steps an uninterrupted trial (`schedule`, its steps) validates at after
+    that one. From scratch, or from an older checkpoint, it would validate again at steps it had."""
+    assert first_try and not first_try[-1]["final"], first_try
+    last = first_try[-1]["step"]
+    assert [r["step"] for r in retry] == [s for s in schedule if s > last], (last, [r["step"] for r in retry], schedule)
+
+
 def shared(name: str) -> Path:
     """A real data file from ../shared/data; a missing file fails the test (never skips it)."""
     path = SHARED_DATA / name

@@ -11,6 +11,7 @@ import time
 import pandas as pd
 import pytest
 import yaml
+from conftest import assert_continues_from_last_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,10 @@ def wait_for_kill_point(run, proc, timeout=300):
         assert proc.poll() is None, "the search ended before it could be interrupted"
         trials = [p for p in run.glob("*") if (p / "params.json").exists()] if run.exists() else []
         finished = [t for t in trials if any(r.get("final") for r in results(t))]
-        running = [t for t in trials if t not in finished and list(t.glob("checkpoint_*/resume.ckpt"))]
+        # Running with a reported result (its checkpoint registered), none newer than a moment ago:
+        # Ray saves its experiment state right after, so resume knows that checkpoint as the latest.
+        running = [t for t in trials if t not in finished and results(t) and list(t.glob("checkpoint_*/resume.ckpt"))
+                   and time.time() - (t / "result.json").stat().st_mtime > 0.2]
         if finished and running:
             return finished, running
         time.sleep(0.3)
@@ -68,11 +72,10 @@ def test_sigkill_then_resume(tmp_path, tiny_backbone, ruddit_pairs):
     assert len(board) == NUM_SAMPLES and set(board.outcome) == {"finished"}
     for t in finished:  # not rerun: its results are exactly what they were
         assert results(t) == before[t.name]
-    for t in running:  # continued from its last checkpoint, not from step 0
+    schedule = [r["step"] for r in before[finished[0].name]]  # every trial validates at the same steps
+    for t in running:  # continued from its latest checkpoint, not from step 0 or an older one
         after = results(t)[len(before[t.name]):]
-        assert after, "the interrupted trial did not continue"
-        # From its checkpoint: from scratch, its first validation would come at the first step again.
-        assert after[0]["step"] > before[t.name][0]["step"]
+        assert_continues_from_last_checkpoint(before[t.name], after, schedule)
         assert after[-1]["final"] and after[-1]["epoch"] == EPOCHS
     for t in run.glob("*/params.json"):  # finished trials keep one checkpoint, without resume state
         checkpoints = list(t.parent.glob("checkpoint_*"))
