@@ -60,6 +60,7 @@ def cmd_resume(args) -> int:
 
 def _finish(results, run) -> int:
     from search.export import export_run
+    from search.results import DamagedRun
 
     errors = [r for r in results if r.error]
     print(f"\nsearch finished: {len(results)} trials, {len(errors)} errored; results in {run}")
@@ -67,6 +68,9 @@ def _finish(results, run) -> int:
         print(f"  errored: {Path(r.path).name}: {str(r.error).strip().splitlines()[-1][:200]}")
     try:
         exported = export_run(run)
+    except DamagedRun as e:  # the winner cannot be decided honestly: say which files, keep any earlier export
+        _print_errors(e)
+        return 2
     except ConfigError as e:
         print(f"nothing to export: {e}")
         return 1
@@ -342,9 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as e:
-        for line in str(e).splitlines():
-            print(f"pairtune: error: {line}", file=sys.stderr)
+        _print_errors(e)
         return 2
+
+
+def _print_errors(e: Exception) -> None:
+    for line in str(e).splitlines():
+        print(f"pairtune: error: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":
