@@ -273,21 +273,33 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
 
 
 def write_run_files(cfg: PairtuneConfig, prepared: PreparedData) -> Path | str:
+    """The data summary beside the config that claimed the run directory (fresh_run)."""
     directory = run_dir(cfg)
-    storage.makedirs(directory)
-    storage.write_text(storage.join(directory, CONFIG_FILE), cfg.to_yaml())
     storage.write_text(storage.join(directory, DATA_FILE), json.dumps(prepared.summary(), indent=2))
     return directory
 
 
 def fresh_run(cfg: PairtuneConfig) -> PairtuneConfig:
-    """cfg, renamed with a timestamp when storage_path/name already holds an experiment, so a rerun
-    never mixes its trials into an earlier run's directory."""
-    if not storage.has_experiment(run_dir(cfg)):
-        return cfg
-    name = f"{cfg.search.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    log.warning("%s already holds a search; this one goes to %s", run_dir(cfg), storage.join(storage.parent(run_dir(cfg)), name))
-    return dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, name=name))
+    """cfg, owning its run directory: storage_path/name now holds its pairtune_config.yaml, created
+    atomically (storage.claim), so two searches never share a directory, even when started together.
+    When the name is taken (by a finished, running or just starting search), the search gets a
+    timestamped name instead."""
+    name = cfg.search.name
+    for attempt in range(100):
+        if attempt:
+            stamp = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}" + (f"-{attempt}" if attempt > 1 else "")
+            cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, name=stamp))
+        directory = run_dir(cfg)
+        try:
+            if not storage.has_experiment(directory) and storage.claim(directory, CONFIG_FILE, cfg.to_yaml()):
+                break
+        except OSError as e:
+            raise ConfigError([f"{cfg.source}: search.storage_path: cannot create the run directory {directory} ({e})"]) from e
+    else:
+        raise ConfigError([f"{cfg.source}: search.name: no free run directory for {name} under {cfg.search.storage_path}"])
+    if cfg.search.name != name:
+        log.warning("%s already holds a search; this one goes to %s", storage.join(storage.parent(directory), name), directory)
+    return cfg
 
 
 def load_run_config(run: Path | str) -> PairtuneConfig:
@@ -339,8 +351,8 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
     """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
     address = cluster_address(address)
     preflight(cfg, local_cluster=address is None)
+    prepared = prepare_data(cfg)  # raises DataError before Ray starts, and before a run directory is claimed
     cfg = fresh_run(cfg)
-    prepared = prepare_data(cfg)  # raises DataError before Ray starts
     directory = write_run_files(cfg, prepared)
     log.info("run directory: %s", directory)
     if cfg.search.baseline:  # the floor to beat, in seconds, before Ray starts
