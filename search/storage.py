@@ -123,6 +123,21 @@ def has_experiment(run) -> bool:
     return any(n.startswith("experiment_state-") and n.endswith(".json") for n in list_names(run))
 
 
+def probe_writable(directory) -> str | None:
+    """Create a local directory (mkdir -p) and write and delete a file in it: None when that works,
+    else why not. URIs are not probed here (credentials may exist only on the cluster); claiming the
+    run directory (fresh_run) is their first write, still before Ray starts."""
+    if is_uri(directory):
+        return None
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".pairtune-probe-"):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
 CLAIMS_DIR = ".pairtune_claims"  # on shared storage: one file per search that tried to claim the directory
 CLAIM_SETTLE_S = 2.0  # how long a claimant on shared storage waits for rivals' claims to become visible
 

@@ -63,10 +63,19 @@ def local_resource_problems(cfg: PairtuneConfig) -> list[str]:
     return out
 
 
+def storage_problems(cfg: PairtuneConfig) -> list[str]:
+    """A local storage_path must be a directory this process can create and write (s3:// / gs:// are
+    first written when the run directory is claimed, still before Ray starts)."""
+    where = storage.location(cfg.search.storage_path)
+    why = storage.probe_writable(where)
+    return [f"{cfg.source}: search.storage_path: cannot create {where} and write there ({why})"] if why else []
+
+
 def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
     """Checks that need more than the YAML (backbones on disk, precision vs trial hardware, and with
     local_cluster, whether this machine can run a trial at all)."""
     problems = local_resource_problems(cfg) if local_cluster else []
+    problems += storage_problems(cfg)
     problems += [f"{cfg.source}: {p}" for p in environment_problems(cfg.search.tracking)]
     longest = max(possible_values(cfg, "data.max_length"))
     for backbone in possible_values(cfg, "model.backbone"):
@@ -337,6 +346,8 @@ def resume_search(run: str | Path, address: str | None = None):
     run = storage.location(run)
     address = cluster_address(address)
     cfg = load_run_config(run)
+    # Where the run is now (it may have been moved or copied since): the storage checks look there.
+    cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, storage_path=storage.parent(run), name=storage.name(run)))
     if not tune.Tuner.can_restore(str(run)):
         raise ConfigError([f"{run}: no Ray Tune experiment state to resume"])
     preflight(cfg, local_cluster=address is None)

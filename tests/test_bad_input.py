@@ -68,6 +68,8 @@ CASES = [
     case("bad-set", "--set train.lr: expected section.key=value", set_=["train.lr"]),
     case("max-length-beyond-backbone", "c.yaml: data.max_length: 1024 tokens, but backbone minilm has 512 positions",
          config={"data": {"max_length": 1024}}),
+    case("storage-path-under-a-file", "c.yaml: search.storage_path: cannot create {dir}/votes.csv/runs",
+         config={"search": {"storage_path": "{dir}/votes.csv/runs"}}),
     case("pairs-is-a-directory", "is a directory, expected a CSV file", config={"data": {"pairs": "{dir}"}}),
 ]
 

@@ -83,3 +83,12 @@ def test_train_rejects_fp16_without_gpu(tmp_path, tiny_backbone, run_cli):
 def test_export_of_a_directory_that_is_not_a_run(tmp_path, run_cli):
     out = run_cli("export", str(tmp_path))
     assert_user_error(out, "not a pairtune run directory")
+
+
+def test_search_into_an_unwritable_storage_path_fails_before_ray_starts(tmp_path, ruddit_pairs, run_cli):
+    """A storage_path under a regular file (read-only directories do not stop root, who runs the tests)."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    path = write_config(tmp_path, {"data": {"pairs": str(ruddit_pairs)}, "search": {"storage_path": str(blocker / "sub")}})
+    out = run_cli("search", str(path))
+    assert_user_error(out, f"{path}: search.storage_path: cannot create {blocker / 'sub'}")
