@@ -19,6 +19,7 @@ from search import budget, ddp, storage
 from search.budget import END_FILE, SearchBudget
 from search.cluster import cluster_address, named_trainable
 from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
+from search.interrupt import StopSignals
 from search.prepare import PreparedData, prepare_data
 from search.searcher import RungAwareOptunaSearch, rung_milestones
 from search.space import possible_values, searched_dimensions
@@ -338,9 +339,10 @@ def start_ray(address: str | None):
     return None
 
 
-def resume_search(run: str | Path, address: str | None = None):
+def resume_search(run: str | Path, address: str | None = None, signals: StopSignals | None = None):
     """Continue an interrupted search: finished trials stay as they are, unfinished and errored ones
-    continue from their latest checkpoint, the searcher keeps its history."""
+    continue from their latest checkpoint, the searcher keeps its history. `signals.received` says
+    whether SIGINT / SIGTERM stopped it (search/interrupt.py)."""
     from ray import tune
 
     run = storage.location(run)
@@ -355,11 +357,13 @@ def resume_search(run: str | Path, address: str | None = None):
     start_ray(address)
     budget.clear(run)  # this session records its own reason
     tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
-    return tuner.fit(), run
+    with signals or StopSignals():
+        return tuner.fit(), run
 
 
-def run_search(cfg: PairtuneConfig, address: str | None = None):
-    """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
+def run_search(cfg: PairtuneConfig, address: str | None = None, signals: StopSignals | None = None):
+    """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid and
+    the run directory; `signals.received` says whether SIGINT / SIGTERM stopped it early."""
     address = cluster_address(address)
     preflight(cfg, local_cluster=address is None)
     prepared = prepare_data(cfg)  # raises DataError before Ray starts, and before a run directory is claimed
@@ -371,7 +375,8 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
 
         write_baseline(directory, prepared.votes, prepared.split)
     start_ray(address)
-    return make_tuner(cfg, prepared).fit(), directory
+    with signals or StopSignals():  # after ray.init, whose SIGTERM handler would abort the driver
+        return make_tuner(cfg, prepared).fit(), directory
 
 
 __all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_dir", "run_search"]
