@@ -70,6 +70,8 @@ CASES = [
     case("set-value-missing", "--set data.max_votes=: no value; write data.max_votes=null for null", set_=["data.max_votes="]),
     case("max-length-beyond-backbone", "c.yaml: data.max_length: 1024 tokens, but backbone minilm has 512 positions",
          config={"data": {"max_length": 1024}}),
+    case("storage-path-under-a-file", "c.yaml: search.storage_path: cannot create {dir}/votes.csv/runs",
+         config={"search": {"storage_path": "{dir}/votes.csv/runs"}}),
     case("pairs-is-a-directory", "is a directory, expected a CSV file", config={"data": {"pairs": "{dir}"}}),
 ]
 
