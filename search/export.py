@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import math
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,8 +167,8 @@ def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=Non
     out = Path(out_dir) if out_dir else run / "export"
     out.mkdir(parents=True, exist_ok=True)
     final = shown_out or out
-    train = (f"pairtune export {shown} --out DIR, then pairtune train DIR/{BEST_YAML}" if storage.is_uri(final)
-             else f"pairtune train {storage.join(final, BEST_YAML)}")
+    train = (f"pairtune export {shlex.quote(str(shown))} --out DIR, then pairtune train DIR/{BEST_YAML}" if storage.is_uri(final)
+             else f"pairtune train {shlex.quote(str(storage.join(final, BEST_YAML)))}")
     header = (
         f"# Best config of {shown} (trial {best['trial_id']}, {metric} {best[key]:.4f}).\n"
         f"# Train it with: {train}\n"
