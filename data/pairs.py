@@ -23,7 +23,20 @@ DEMO_PAIRS = Path(__file__).with_name("demo") / "demo_pairs.csv"
 
 
 class DataError(ValueError):
-    """Bad input data: the message names the file and, where it can, the row or column."""
+    """Bad input data: the message names the file and, where it can, the row or column; one line
+    per problem when there are several."""
+
+
+MAX_ROWS_LISTED = 10  # bad rows named one by one; the rest are counted
+
+
+def row_lines(path, rows: np.ndarray, what) -> list[str]:
+    """One line per bad row (CSV line numbers: +1 for the header, +1 as rows count from 1), the first
+    MAX_ROWS_LISTED of them, then a count of the rest. `what(i)` describes row i's problem."""
+    lines = [f"{path}: row {i + 2}: {what(i)}" for i in rows[:MAX_ROWS_LISTED].tolist()]
+    if len(rows) > MAX_ROWS_LISTED:
+        lines.append(f"{path}: ... and {len(rows) - MAX_ROWS_LISTED} more such rows")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -100,13 +113,12 @@ def read_pairs(path: str | Path, less_column: str = "less_toxic", more_column: s
         raise DataError(f"{path}: header only, no votes")
     less_txt = frame[less_column].to_numpy(dtype=object)
     more_txt = frame[more_column].to_numpy(dtype=object)
+    problems = []
     for column, values in ((less_column, less_txt), (more_column, more_txt)):
         empty = np.flatnonzero([not str(v).strip() for v in values])
-        if len(empty):
-            # +2: one for the header line, one because CSV rows count from 1.
-            raise DataError(
-                f"{path}: row {empty[0] + 2}: empty text in column '{column}' ({len(empty)} such rows)"
-            )
+        problems += row_lines(path, empty, lambda i, c=column: f"empty text in column '{c}'")
+    if problems:
+        raise DataError("\n".join(problems))
     same = less_txt == more_txt
     if same.all():
         raise DataError(f"{path}: every row has the same text on both sides; no votes left")

@@ -28,7 +28,9 @@ from data.pairs import (
     PairVotes,
     _check_columns,
     _read_frame,
+    read_pairs,
     resolve_pairs_path,
+    row_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -70,15 +72,25 @@ def build_texts(frame: pd.DataFrame, path, cfg: DataConfig) -> np.ndarray:
     return np.array([cfg.template.format(**{f: columns[f][i] for f in columns}) for i in range(len(frame))], dtype=object)
 
 
-def _numbers(frame: pd.DataFrame, path, column: str, key: str) -> np.ndarray:
+def _numbers(frame: pd.DataFrame, path, column: str, key: str, problems: list[str]) -> np.ndarray:
+    """The column as numbers; a line in `problems` for each row that is not one."""
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(values))
-    if len(bad):
-        raise DataError(
-            f"{path}: row {bad[0] + 2}: column '{column}' ({key}) must be a number, got "
-            f"{frame[column].iloc[bad[0]]!r} ({len(bad)} such rows)"
-        )
+    problems += row_lines(path, bad, lambda i: f"column '{column}' ({key}) must be a number, got {frame[column].iloc[i]!r}")
     return values
+
+
+def data_problems(cfg: DataConfig) -> list[str]:
+    """Problems with the data file that `cfg` names (all of them, one line each), read as a search
+    would read it; used to report them together with problems elsewhere in the config."""
+    try:
+        if cfg.format == "pairs":
+            read_pairs(cfg.pairs, cfg.less_column, cfg.more_column)
+        else:
+            read_scored(cfg)
+    except DataError as e:
+        return str(e).splitlines()
+    return []
 
 
 def read_scored(cfg: DataConfig) -> ScoredTexts:
@@ -87,9 +99,10 @@ def read_scored(cfg: DataConfig) -> ScoredTexts:
     path = resolve_pairs_path(cfg.pairs)
     frame = _read_frame(path)
     texts = build_texts(frame, path, cfg)
+    problems: list[str] = []  # every bad row, reported together
     if cfg.format == "scores":
         _check_columns(frame, path, {"score": cfg.score_column})
-        scores = _numbers(frame, path, cfg.score_column, "data.score_column")
+        scores = _numbers(frame, path, cfg.score_column, "data.score_column", problems)
     else:
         have = [str(c) for c in frame.columns]
         missing = [c for c in cfg.label_weights if c not in have]
@@ -97,13 +110,14 @@ def read_scored(cfg: DataConfig) -> ScoredTexts:
             raise DataError(f"{path}: missing column(s) {missing} (data.label_weights); columns are {have}")
         scores = np.zeros(len(frame))
         for column, weight in cfg.label_weights.items():
-            scores += float(weight) * _numbers(frame, path, column, f"data.label_weights.{column}")
+            scores += float(weight) * _numbers(frame, path, column, f"data.label_weights.{column}", problems)
     if len(frame) == 0:
         raise DataError(f"{path}: header only, no rows")
     empty = np.flatnonzero([not str(t).strip() for t in texts])
-    if len(empty):
-        what = "data.template" if cfg.template else f"column '{cfg.text_column}'"
-        raise DataError(f"{path}: row {empty[0] + 2}: empty text ({what}; {len(empty)} such rows)")
+    what = "data.template" if cfg.template else f"column '{cfg.text_column}'"
+    problems += row_lines(path, empty, lambda i: f"empty text ({what})")
+    if problems:
+        raise DataError("\n".join(problems))
     groups = None
     if cfg.group_column:
         _check_columns(frame, path, {"group": cfg.group_column})

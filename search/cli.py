@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from model.backbone import BackboneError
 from model.checkpoint import CheckpointError
 from model.precision import PrecisionError
 from search.config import ConfigError
+from search.interrupt import StopSignals
 
 log = logging.getLogger("pairtune")
 
@@ -51,24 +53,44 @@ def cmd_search(args) -> int:
     if args.dry_run:
         return cmd_check(args)
     cfg = load_config(args.config, args.overrides)
-    return _finish(*run_search(cfg, address=args.address))
+    signals = StopSignals()
+    return _finish(*run_search(cfg, address=args.address, signals=signals), stopped_by=signals.received)
 
 
 def cmd_resume(args) -> int:
     from search.tuner import resume_search
 
-    return _finish(*resume_search(args.run, address=args.address))
+    signals = StopSignals()
+    return _finish(*resume_search(args.run, address=args.address, signals=signals), stopped_by=signals.received)
 
 
-def _finish(results, run) -> int:
+def _interrupted(results, run, signum: int) -> int:
+    """A search that SIGINT / SIGTERM stopped: no export (its best is not the search's best), a
+    non-zero status (128 + the signal, as a shell reports it), and how to go on."""
+    name = signal.Signals(signum).name
+    errors = sum(1 for r in results if r.error)
+    print(f"\nsearch interrupted by {name}: {len(results)} trials started, {errors} errored; its state is saved in {run}",
+          file=sys.stderr)
+    print(f"continue it with:  pairtune resume {shlex.quote(str(run))}", file=sys.stderr)
+    print(f"results so far:    pairtune status {shlex.quote(str(run))}  (or pairtune export)", file=sys.stderr)
+    return 128 + signum
+
+
+def _finish(results, run, stopped_by: int | None = None) -> int:
     from search.export import export_run
+    from search.results import DamagedRun
 
+    if stopped_by is not None:
+        return _interrupted(results, run, stopped_by)
     errors = [r for r in results if r.error]
     print(f"\nsearch finished: {len(results)} trials, {len(errors)} errored; results in {run}")
     for r in errors:
         print(f"  errored: {Path(r.path).name}: {str(r.error).strip().splitlines()[-1][:200]}")
     try:
         exported = export_run(run)
+    except DamagedRun as e:  # the winner cannot be decided honestly: say which files, keep any earlier export
+        _print_errors(e)
+        return 2
     except ConfigError as e:
         print(f"nothing to export: {e}")
         return 1
@@ -344,9 +366,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as e:
-        for line in str(e).splitlines():
-            print(f"pairtune: error: {line}", file=sys.stderr)
+        _print_errors(e)
         return 2
+    except KeyboardInterrupt as e:  # Ctrl-C before Tune ran (nothing to save), or a second stop signal
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"\npairtune: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+
+
+def _print_errors(e: Exception) -> None:
+    for line in str(e).splitlines():
+        print(f"pairtune: error: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

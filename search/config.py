@@ -346,7 +346,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pairtun
         raw = apply_overrides(raw, parse_set(overrides))
     _resolve_paths(raw, Path(path).resolve().parent)
     source = str(path) + (" (with --set)" if overrides else "")
-    return parse_config(raw, source)
+    try:
+        return parse_config(raw, source)
+    except ConfigError as e:  # a bad key elsewhere must not hide bad rows: report the data's problems too
+        raise ConfigError(e.problems + _data_problems(raw.get("data"))) from None
+
+
+def _data_problems(raw_data: Any) -> list[str]:
+    """Problems with the data file of a data section that is itself valid (none otherwise)."""
+    from data.scores import data_problems
+
+    data, problems = build_section(DataConfig, raw_data, "data")
+    return [] if problems else data_problems(data)
 
 
 def with_params(cfg: PairtuneConfig, params: dict[str, Any]) -> PairtuneConfig:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import math
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from search import storage
 from search.baseline import read_baseline
 from search.budget import ended_by
 from search.config import ConfigError, PairtuneConfig, with_params
+from search.results import read_jsonl, read_run, refuse_damaged
 from search.trial import CHECKPOINT_SCORE, EPOCH
 from search.tuner import CONFIG_FILE, STOPS_FILE, load_run_config
 
@@ -93,28 +95,37 @@ def search_end(run: Path, base: PairtuneConfig, board: pd.DataFrame) -> dict:
     return end
 
 
-def asha_stops(run: Path) -> set[str]:
+def asha_stops(run: Path, shown=None) -> set[str]:
+    """Trials ASHA stopped early; a damaged line of the stops file is skipped, loudly."""
     path = run / STOPS_FILE
     if not path.exists():
         return set()
-    return {json.loads(line)["trial_id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    rows, problem = read_jsonl(path, storage.join(shown, STOPS_FILE) if shown else None)
+    if problem:
+        log.warning("%s; trials it names on damaged lines are not marked stopped_by_asha", problem)
+    return {row["trial_id"] for row in rows if "trial_id" in row}
 
 
-def leaderboard(run: Path, base: PairtuneConfig):
-    """A row per trial, best first, and the ExperimentAnalysis it came from."""
-    from ray.tune import ExperimentAnalysis
-
+def leaderboard(run: Path, base: PairtuneConfig, strict: bool = True, shown=None):
+    """A row per trial, best first, and the records it came from (search/results.py). With `strict`, a
+    damaged trial record raises DamagedRun; without, its trial's row says "damaged" and what is wrong."""
     metric = base.search.metric
-    analysis = ExperimentAnalysis(str(run), default_metric=metric, default_mode=base.search.mode)
-    frames = analysis.trial_dataframes
-    stopped = asha_stops(run)
-    rows = [_trial_row(t, frames.get(t.trial_id, pd.DataFrame()), base.train.epochs, stopped, run, metric) for t in analysis.trials]
+    records = read_run(run, metric, base.search.mode, shown)
+    if strict:
+        refuse_damaged(records, shown or run)
+    stopped = asha_stops(run, shown)
+    rows = []
+    for t in records.analysis.trials:
+        row = _trial_row(t, records.frames[t.trial_id], base.train.epochs, stopped, run, metric)
+        if t.trial_id in records.problems:
+            row["outcome"], row["error"] = "damaged", records.problems[t.trial_id]
+        rows.append(row)
     board = pd.DataFrame(rows)
     if len(board):
         key = "best_agreement" if metric == AGREEMENT else metric_column(metric)
         ascending = METRIC_MODES[metric] == "min"
         board = board.sort_values(key, ascending=ascending, na_position="last").reset_index(drop=True)
-    return board, analysis
+    return board, records
 
 
 def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
@@ -139,7 +150,8 @@ def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=Non
     locations when `run` is a local copy of a run in shared storage."""
     shown = shown_as or str(run)
     base = load_run_config(run)
-    board, analysis = leaderboard(run, base)
+    board, records = leaderboard(run, base, shown=shown_as)  # raises on a damaged record: nothing is written
+    analysis = records.analysis
     metric = base.search.metric
     key = "best_agreement" if metric == AGREEMENT else metric_column(metric)
     scored = board.dropna(subset=[key]) if len(board) else board
@@ -155,8 +167,8 @@ def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=Non
     out = Path(out_dir) if out_dir else run / "export"
     out.mkdir(parents=True, exist_ok=True)
     final = shown_out or out
-    train = (f"pairtune export {shown} --out DIR, then pairtune train DIR/{BEST_YAML}" if storage.is_uri(final)
-             else f"pairtune train {storage.join(final, BEST_YAML)}")
+    train = (f"pairtune export {shlex.quote(str(shown))} --out DIR, then pairtune train DIR/{BEST_YAML}" if storage.is_uri(final)
+             else f"pairtune train {shlex.quote(str(storage.join(final, BEST_YAML)))}")
     header = (
         f"# Best config of {shown} (trial {best['trial_id']}, {metric} {best[key]:.4f}).\n"
         f"# Train it with: {train}\n"

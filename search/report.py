@@ -299,10 +299,10 @@ def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
     run = Path(run).expanduser().resolve()
     cfg = load_run_config(run)
     metric, mode = cfg.search.metric, cfg.search.mode
-    board, analysis = leaderboard(run, cfg)
+    board, records = leaderboard(run, cfg)  # raises on a damaged trial record, naming the file
     if not len(board):
         raise ConfigError([f"{run}: the run has no trials yet"])
-    frames = {t.trial_id: analysis.trial_dataframes.get(t.trial_id, pd.DataFrame()) for t in analysis.trials}
+    frames = records.frames
     curves = trial_curves(frames, metric)
     if not curves:
         raise ConfigError([f"{run}: no trial has reported {metric} yet"])

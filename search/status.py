@@ -27,7 +27,8 @@ def snapshot(run) -> tuple[pd.DataFrame, str]:
         base = load_run_config(local)
         if not storage.has_experiment(local):
             return pd.DataFrame(), f"{run}: no trial has started yet"
-        board, _ = leaderboard(local, base)
+        # A damaged trial record is shown as such (outcome "damaged", the file named), not refused.
+        board, _ = leaderboard(local, base, strict=False, shown=run if storage.is_uri(run) else None)
     counts = board["outcome"].value_counts().to_dict() if len(board) else {}
     parts = [f"{n} {k}" for k, n in sorted(counts.items())]
     scored = board.dropna(subset=["best_agreement"]) if len(board) else board

@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 # What `export` and `status` need from a run; checkpoints and TensorBoard events stay in storage.
@@ -107,6 +109,12 @@ def list_names(path) -> list[str]:
     """Names directly under a directory (empty when it does not exist)."""
     import pyarrow.fs as pafs
 
+    if not is_uri(path):  # os.listdir: pyarrow's listing can fail on a directory another process creates
+        try:
+            return sorted(os.listdir(path))
+        except FileNotFoundError:
+            return []
+
     fs, p = filesystem(path)
     infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
     return sorted(i.base_name for i in infos)
@@ -133,6 +141,56 @@ def sync_driver_files(run) -> None:
 
 def has_experiment(run) -> bool:
     return any(n.startswith("experiment_state-") and n.endswith(".json") for n in list_names(run))
+
+
+def probe_writable(directory) -> str | None:
+    """Create a local directory (mkdir -p) and write and delete a file in it: None when that works,
+    else why not. URIs are not probed here (credentials may exist only on the cluster); claiming the
+    run directory (fresh_run) is their first write, still before Ray starts."""
+    if is_uri(directory):
+        return None
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".pairtune-probe-"):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+CLAIMS_DIR = ".pairtune_claims"  # on shared storage: one file per search that tried to claim the directory
+CLAIM_SETTLE_S = 2.0  # how long a claimant on shared storage waits for rivals' claims to become visible
+
+
+def claim(directory, file_name: str, text: str) -> bool:
+    """Create directory/file_name holding `text`, only if no one has: True for exactly one of several
+    searches claiming one run directory at once (False: someone else has it).
+
+    Local paths use O_CREAT | O_EXCL, atomic on POSIX filesystems (NFS v3 and later too). Object
+    stores (s3://, gs://) have no exclusive create: each claimant writes a claim file named by its
+    clock and a random token, waits CLAIM_SETTLE_S for rivals' claims to become visible, and proceeds
+    only if its claim is the earliest listed (claims stay, so a later claimant always sees an earlier
+    one). The limit: two machines whose clocks differ by more than the gap between their claims can
+    both win (both see their own claim first)."""
+    target = join(directory, file_name)
+    if not is_uri(directory):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return True
+    if exists(target):
+        return False
+    mine = f"{time.time_ns():020d}-{uuid.uuid4().hex}"
+    write_text(join(directory, CLAIMS_DIR, mine), "")
+    time.sleep(CLAIM_SETTLE_S)
+    if list_names(join(directory, CLAIMS_DIR))[0] != mine or exists(target):
+        return False
+    write_text(target, text)
+    return True
 
 
 def delete_dir(path) -> None:

@@ -19,6 +19,7 @@ from search import budget, ddp, storage
 from search.budget import END_FILE, SearchBudget
 from search.cluster import cluster_address, named_trainable
 from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
+from search.interrupt import StopSignals
 from search.prepare import PreparedData, prepare_data
 from search.searcher import RungAwareOptunaSearch, rung_milestones
 from search.space import possible_values, searched_dimensions
@@ -63,10 +64,19 @@ def local_resource_problems(cfg: PairtuneConfig) -> list[str]:
     return out
 
 
+def storage_problems(cfg: PairtuneConfig) -> list[str]:
+    """A local storage_path must be a directory this process can create and write (s3:// / gs:// are
+    first written when the run directory is claimed, still before Ray starts)."""
+    where = storage.location(cfg.search.storage_path)
+    why = storage.probe_writable(where)
+    return [f"{cfg.source}: search.storage_path: cannot create {where} and write there ({why})"] if why else []
+
+
 def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
     """Checks that need more than the YAML (backbones on disk, precision vs trial hardware, and with
     local_cluster, whether this machine can run a trial at all)."""
     problems = local_resource_problems(cfg) if local_cluster else []
+    problems += storage_problems(cfg)
     problems += [f"{cfg.source}: {p}" for p in environment_problems(cfg.search.tracking)]
     longest = max(possible_values(cfg, "data.max_length"))
     for backbone in possible_values(cfg, "model.backbone"):
@@ -248,21 +258,33 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
 
 
 def write_run_files(cfg: PairtuneConfig, prepared: PreparedData) -> Path | str:
+    """The data summary beside the config that claimed the run directory (fresh_run)."""
     directory = run_dir(cfg)
-    storage.makedirs(directory)
-    storage.write_text(storage.join(directory, CONFIG_FILE), cfg.to_yaml())
     storage.write_text(storage.join(directory, DATA_FILE), json.dumps(prepared.summary(), indent=2))
     return directory
 
 
 def fresh_run(cfg: PairtuneConfig) -> PairtuneConfig:
-    """cfg, renamed with a timestamp when storage_path/name already holds an experiment, so a rerun
-    never mixes its trials into an earlier run's directory."""
-    if not storage.has_experiment(run_dir(cfg)):
-        return cfg
-    name = f"{cfg.search.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    log.warning("%s already holds a search; this one goes to %s", run_dir(cfg), storage.join(storage.parent(run_dir(cfg)), name))
-    return dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, name=name))
+    """cfg, owning its run directory: storage_path/name now holds its pairtune_config.yaml, created
+    atomically (storage.claim), so two searches never share a directory, even when started together.
+    When the name is taken (by a finished, running or just starting search), the search gets a
+    timestamped name instead."""
+    name = cfg.search.name
+    for attempt in range(100):
+        if attempt:
+            stamp = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}" + (f"-{attempt}" if attempt > 1 else "")
+            cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, name=stamp))
+        directory = run_dir(cfg)
+        try:
+            if not storage.has_experiment(directory) and storage.claim(directory, CONFIG_FILE, cfg.to_yaml()):
+                break
+        except OSError as e:
+            raise ConfigError([f"{cfg.source}: search.storage_path: cannot create the run directory {directory} ({e})"]) from e
+    else:
+        raise ConfigError([f"{cfg.source}: search.name: no free run directory for {name} under {cfg.search.storage_path}"])
+    if cfg.search.name != name:
+        log.warning("%s already holds a search; this one goes to %s", storage.join(storage.parent(directory), name), directory)
+    return cfg
 
 
 def load_run_config(run: Path | str) -> PairtuneConfig:
@@ -292,14 +314,17 @@ def start_ray(address: str | None):
     return None
 
 
-def resume_search(run: str | Path, address: str | None = None):
+def resume_search(run: str | Path, address: str | None = None, signals: StopSignals | None = None):
     """Continue an interrupted search: finished trials stay as they are, unfinished and errored ones
-    continue from their latest checkpoint, the searcher keeps its history."""
+    continue from their latest checkpoint, the searcher keeps its history. `signals.received` says
+    whether SIGINT / SIGTERM stopped it (search/interrupt.py)."""
     from ray import tune
 
     run = storage.location(run)
     address = cluster_address(address)
     cfg = load_run_config(run)
+    # Where the run is now (it may have been moved or copied since): the storage checks look there.
+    cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, storage_path=storage.parent(run), name=storage.name(run)))
     if not tune.Tuner.can_restore(str(run)):
         raise ConfigError([f"{run}: no Ray Tune experiment state to resume"])
     preflight(cfg, local_cluster=address is None)
@@ -307,15 +332,16 @@ def resume_search(run: str | Path, address: str | None = None):
     start_ray(address)
     budget.clear(run)  # this session records its own reason
     tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
-    return fit_and_sync(tuner, run), run
+    return fit_and_sync(tuner, run, signals), run
 
 
-def run_search(cfg: PairtuneConfig, address: str | None = None):
-    """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid."""
+def run_search(cfg: PairtuneConfig, address: str | None = None, signals: StopSignals | None = None):
+    """Validate and prepare everything, then start Ray and run the search. Returns the ResultGrid and
+    the run directory; `signals.received` says whether SIGINT / SIGTERM stopped it early."""
     address = cluster_address(address)
     preflight(cfg, local_cluster=address is None)
+    prepared = prepare_data(cfg)  # raises DataError before Ray starts, and before a run directory is claimed
     cfg = fresh_run(cfg)
-    prepared = prepare_data(cfg)  # raises DataError before Ray starts
     directory = write_run_files(cfg, prepared)
     log.info("run directory: %s", directory)
     if cfg.search.baseline:  # the floor to beat, in seconds, before Ray starts
@@ -323,14 +349,16 @@ def run_search(cfg: PairtuneConfig, address: str | None = None):
 
         write_baseline(directory, prepared.votes, prepared.split)
     start_ray(address)
-    return fit_and_sync(make_tuner(cfg, prepared), directory), directory
+    return fit_and_sync(make_tuner(cfg, prepared), directory, signals), directory
 
 
-def fit_and_sync(tuner, run):
-    """Run the search; then copy what the driver kept on its own disk (trackers' files) into a run on
-    shared storage, also when the search ends early."""
+def fit_and_sync(tuner, run, signals: StopSignals | None = None):
+    """Run the search, SIGINT and SIGTERM stopping it gracefully (installed after ray.init, whose
+    SIGTERM handler would abort the driver); then copy what the driver kept on its own disk (the
+    trackers' files) into a run on shared storage, also when the search ends early."""
     try:
-        return tuner.fit()
+        with signals or StopSignals():
+            return tuner.fit()
     finally:
         storage.sync_driver_files(run)
 

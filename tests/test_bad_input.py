@@ -73,6 +73,8 @@ CASES = [
     case("set-value-missing", "--set data.max_votes=: no value; write data.max_votes=null for null", set_=["data.max_votes="]),
     case("max-length-beyond-backbone", "c.yaml: data.max_length: 1024 tokens, but backbone minilm has 512 positions",
          config={"data": {"max_length": 1024}}),
+    case("storage-path-under-a-file", "c.yaml: search.storage_path: cannot create {dir}/votes.csv/runs",
+         config={"search": {"storage_path": "{dir}/votes.csv/runs"}}),
     case("pairs-is-a-directory", "is a directory, expected a CSV file", config={"data": {"pairs": "{dir}"}}),
 ]
 
@@ -133,3 +135,41 @@ def test_inputs_that_are_accepted(tmp_path, capsys, csv, expected):
     code, out = run_check(tmp_path, capsys, dict(csv=csv, config={"data": {"max_length": 32}}, raw=None, csv_bytes=None, set_=[]))
     assert code == 0, out.err
     assert expected in out.out
+
+
+def test_every_problem_is_reported_together(tmp_path, capsys):
+    """Three bad rows and a bad key: four lines, one each, in one run (no fix-one-rerun loop)."""
+    bad_rows = GOOD + ",empty on the left\nempty on the right,   \n,\n"
+    spec = dict(csv=bad_rows, config={"train": {"epoch": 3}}, raw=None, csv_bytes=None, set_=[])
+    code, out = run_check(tmp_path, capsys, spec)
+    errors = [ln for ln in out.err.splitlines() if ln.startswith("pairtune: error: ")]
+    assert code == 2 and "Traceback" not in out.err
+    first = GOOD.count("\n") + 1  # CSV line of the first bad row (after the header)
+    assert errors == [
+        "pairtune: error: " + str(tmp_path / "c.yaml") + ": train.epoch: unknown key; did you mean 'train.epochs'?",
+        f"pairtune: error: {tmp_path / 'votes.csv'}: row {first}: empty text in column 'less_toxic'",
+        f"pairtune: error: {tmp_path / 'votes.csv'}: row {first + 2}: empty text in column 'less_toxic'",
+        f"pairtune: error: {tmp_path / 'votes.csv'}: row {first + 1}: empty text in column 'more_toxic'",
+        f"pairtune: error: {tmp_path / 'votes.csv'}: row {first + 2}: empty text in column 'more_toxic'",
+    ]
+
+
+def test_every_bad_row_of_a_scored_file_is_named(tmp_path, capsys):
+    csv = tmp_path / "scores.csv"
+    csv.write_text("text,score\n" + "".join(f"text {i},{i}\n" for i in range(20)) + "a,high\n,1\nb,\n")
+    code = main(["check", str(_write(tmp_path, {"data": {"pairs": str(csv), "format": "scores", "text_column": "text",
+                                                         "score_column": "score"}, "train": {"lr": -1}}))])
+    errors = [ln.removeprefix("pairtune: error: ") for ln in capsys.readouterr().err.splitlines()]
+    assert code == 2
+    assert errors == [
+        f"{tmp_path / 'c.yaml'}: train.lr: must be positive, got -1.0",
+        f"{csv}: row 22: column 'score' (data.score_column) must be a number, got 'high'",
+        f"{csv}: row 24: column 'score' (data.score_column) must be a number, got ''",
+        f"{csv}: row 23: empty text (column 'text')",
+    ]
+
+
+def _write(tmp_path, config):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -131,3 +131,12 @@ def test_printed_commands_quote_paths_with_spaces(tmp_path, capsys):
                                   baseline=None, best_yaml=str(best), best_checkpoint=str(tmp_path / "ck"), out_dir=str(out_dir)))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("train it with:"))
     assert shlex.split(line.split(":", 1)[1]) == ["pairtune", "train", str(best)], line
+
+
+def test_search_into_an_unwritable_storage_path_fails_before_ray_starts(tmp_path, ruddit_pairs, run_cli):
+    """A storage_path under a regular file (read-only directories do not stop root, who runs the tests)."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    path = write_config(tmp_path, {"data": {"pairs": str(ruddit_pairs)}, "search": {"storage_path": str(blocker / "sub")}})
+    out = run_cli("search", str(path))
+    assert_user_error(out, f"{path}: search.storage_path: cannot create {blocker / 'sub'}")

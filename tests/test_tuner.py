@@ -9,7 +9,8 @@ from search.tuner import fresh_run, preflight, run_dir, trial_name
 def test_rerun_with_the_same_name_gets_its_own_directory(tmp_path):
     cfg = parse_config({"search": {"name": "q", "storage_path": str(tmp_path)}}, "mem")
     assert fresh_run(cfg) is cfg  # nothing there yet
-    run_dir(cfg).mkdir(parents=True)
+    assert (run_dir(cfg) / "pairtune_config.yaml").exists()  # claimed
+    (run_dir(cfg) / "pairtune_config.yaml").unlink()  # an older run, from before runs were claimed
     (run_dir(cfg) / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
     again = fresh_run(cfg)
     assert again.search.name.startswith("q-") and run_dir(again).parent == tmp_path
@@ -53,3 +54,43 @@ def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_the_trial_naming_its_node(
     finally:
         if started:
             ray.shutdown()
+
+
+def race(fn, n=8):
+    """fn() called from n threads released together; their results."""
+    import threading
+
+    barrier, results = threading.Barrier(n), [None] * n
+
+    def one(i):
+        barrier.wait()
+        results[i] = fn()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.parametrize("kind", ["local", "file-uri"])
+def test_only_one_of_racing_claims_gets_a_run_directory(kind, tmp_path):
+    """Local paths claim with O_EXCL; URIs (no O_EXCL on object stores) write a claim each and the
+    earliest wins. file:// goes through the same pyarrow code as s3:// / gs://."""
+    from search import storage
+
+    run = tmp_path / "runs" / "q" if kind == "local" else f"file://{tmp_path}/runs/q"
+    won = race(lambda: storage.claim(run, "pairtune_config.yaml", "mine\n"))
+    assert won.count(True) == 1
+    assert storage.read_text(storage.join(run, "pairtune_config.yaml")) == "mine\n"
+
+
+def test_searches_started_together_get_different_run_directories(tmp_path):
+    """The check-then-create race of two `pairtune search` runs with one name: Ray writes its
+    experiment state only once the search has started, so that state cannot be the claim."""
+    cfg = parse_config({"search": {"name": "q", "storage_path": str(tmp_path)}}, "mem")
+    names = [c.search.name for c in race(lambda: fresh_run(cfg), n=4)]
+    assert len(set(names)) == 4 and "q" in names
+    for name in names:  # each claimed its directory by writing its config there
+        assert (tmp_path / name / "pairtune_config.yaml").exists()
