@@ -81,7 +81,7 @@ class SearchConfig:
     """First trials to run, as {section.key: value} (e.g. a known good config)."""
 
     def problems(self) -> list[tuple[str, str]]:
-        from model.ranker import METRIC_MODES
+        from model.metrics import METRIC_MODES
 
         out = []
         if self.metric not in METRIC_MODES:
@@ -250,7 +250,7 @@ def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
     if cfg.data.format == "pairs" and "mse" in possible_values(cfg, "train.loss"):
         out.append(("train.loss", ("mse regresses each text's score, so it needs data.format scores or labels, "
                                    "but data.format is pairs")))
-    from model.ranker import SCORED_METRICS
+    from model.metrics import SCORED_METRICS
 
     if cfg.data.format == "pairs" and cfg.search.metric in SCORED_METRICS:
         out.append(("search.metric", (f"{cfg.search.metric} correlates predicted with true scores, so it needs "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from model.ranker import AGREEMENT, METRIC_MODES
+from model.metrics import AGREEMENT, METRIC_MODES
 from search import storage
 from search.baseline import read_baseline
 from search.budget import ended_by

@@ -14,7 +14,7 @@ from ray import tune
 import search
 from model.checkpoint import save_checkpoint
 from model.precision import PrecisionError, cuda_usable, resolve_precision
-from model.ranker import AGREEMENT, METRIC_MODES, VAL_LOSS
+from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config import PairtuneConfig, with_params
 from search.prepare import PreparedData

@@ -14,7 +14,7 @@ import yaml
 
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
-from model.ranker import AGREEMENT, VAL_LOSS
+from model.metrics import AGREEMENT, VAL_LOSS
 from search import budget, ddp, storage
 from search.budget import END_FILE, SearchBudget
 from search.cluster import cluster_address, named_trainable

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from model.ranker import AGREEMENT
+from model.metrics import AGREEMENT
 from search.budget import END_FILE, SearchBudget, ended_by
 from search.config import parse_config
 from search.searcher import rung_milestones

@@ -14,7 +14,7 @@ import yaml
 from data.loaders import text_loader
 from model.checkpoint import load_checkpoint
 from model.losses import pairwise_agreement
-from model.ranker import AGREEMENT
+from model.metrics import AGREEMENT
 from search.config import load_config
 from search.prepare import load_split
 
