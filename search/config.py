@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +22,8 @@ import yaml
 
 from data.config import DataConfig
 from model.config import ModelConfig, TrainConfig
+from search.schema import coerce, field_types
+from search.space import apply_fixed_values, possible_values, space_problems
 
 
 @dataclass
@@ -153,47 +154,6 @@ class PairtuneConfig:
         return getattr(getattr(self, section), name)
 
 
-def _coerce(value: Any, annotation: Any) -> tuple[Any, str | None]:
-    """Check (and lightly coerce) a YAML value against a field annotation; (value, problem)."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        if value is None and type(None) in args:
-            return None, None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0])
-    if origin is Literal:
-        if value in args:
-            return value, None
-        return value, f"must be one of {list(args)}, got {value!r}"
-    if annotation is bool:
-        return (value, None) if isinstance(value, bool) else (value, f"must be true or false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value, None
-        if isinstance(value, float) and value.is_integer():
-            return int(value), None
-        return value, f"must be an integer, got {value!r}"
-    if annotation is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                return float(value), None
-            except ValueError:
-                pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value), None
-        return value, f"must be a number, got {value!r}"
-    if annotation is str:
-        return (value, None) if isinstance(value, str) else (value, f"must be a string, got {value!r}")
-    if annotation in (dict, list):
-        ok = isinstance(value, annotation)
-        return value, None if ok else f"must be a {'mapping' if annotation is dict else 'list'}, got {value!r}"
-    return value, None
-
-
-def field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[str, str]]]:
     """A dataclass instance from a YAML mapping, and (key, problem) pairs; defaults fill gaps."""
     if raw is None:
@@ -207,7 +167,7 @@ def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[st
             hint = difflib.get_close_matches(str(key), list(types), n=1)
             problems.append((f"{section}.{key}", "unknown key" + (f"; did you mean '{section}.{hint[0]}'?" if hint else "")))
             continue
-        coerced, problem = _coerce(value, types[key])
+        coerced, problem = coerce(value, types[key])
         if problem:
             problems.append((f"{section}.{key}", problem))
         else:
@@ -219,8 +179,6 @@ def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[st
 
 def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
     """Validate a whole config mapping; raise ConfigError listing every problem."""
-    from search.space import apply_fixed_values, space_problems  # the space refers back to these sections
-
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -244,8 +202,6 @@ def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
 
 def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
     """Rules that tie keys of different sections together (over every value the search can sample)."""
-    from search.space import possible_values
-
     out = []
     if cfg.data.format == "pairs" and "mse" in possible_values(cfg, "train.loss"):
         out.append(("train.loss", ("mse regresses each text's score, so it needs data.format scores or labels, "
