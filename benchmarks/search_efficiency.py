@@ -149,8 +149,8 @@ def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
 
     from model.metrics import AGREEMENT, METRIC_MODES
     from search.space import searched_dimensions
-    from search.trial import EPOCH
-    from search.tuner import make_scheduler, make_searcher, make_stopper, run_dir
+    from search.layout import EPOCH, run_dir
+    from search.tuner import make_scheduler, make_searcher, make_stopper
 
     budget = float(budget_trials * EPOCHS)
     search = dict(STRATEGIES[key][1])
@@ -233,7 +233,7 @@ def run_all(keys, seeds, args, runs) -> None:
     import ray
 
     from model.metrics import AGREEMENT
-    from search.trial import EPOCH
+    from search.layout import EPOCH
 
     assert (METRIC, TIME_ATTR) == (AGREEMENT, EPOCH)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -20,10 +20,10 @@ import torch
 from data import FoldSplit, PairVotes
 from model.losses import pairwise_agreement
 from search import storage
+from search.layout import BASELINE_FILE
 
 log = logging.getLogger(__name__)
 
-BASELINE_FILE = "pairtune_baseline.json"  # in the run directory
 NAME = "tfidf_ridge"
 DESCRIPTION = "TF-IDF (char 3-5) + ridge on each text's share of won votes"
 
@@ -86,11 +86,6 @@ def write_baseline(run: Path | str, votes: PairVotes, split: FoldSplit) -> dict:
         result = {"baseline": NAME, "description": DESCRIPTION, "error": str(e)}
     storage.write_text(storage.join(run, BASELINE_FILE), json.dumps(result, indent=2))
     return result
-
-
-def read_baseline(run: Path | str) -> dict | None:
-    path = storage.join(run, BASELINE_FILE)
-    return json.loads(storage.read_text(path)) if storage.exists(path) else None
 
 
 def describe(result: dict | None, best: float | None = None) -> str:

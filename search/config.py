@@ -22,6 +22,8 @@ import yaml
 
 from data.config import DataConfig
 from model.config import ModelConfig, TrainConfig
+from search import storage
+from search.layout import BEST_YAML, CONFIG_FILE, EXPORT_DIR
 from search.schema import coerce, field_types
 from search.space import apply_fixed_values, possible_values, space_problems
 
@@ -264,13 +266,10 @@ def _resolve_paths(raw: dict, base: Path) -> None:
             model["backbone"] = str((base / p).resolve())
 
 
-RUN_CONFIG = "pairtune_config.yaml"  # what marks a search run directory (search/tuner.py writes it)
-
-
 def _not_a_file(path: Path) -> str:
     """What to say when a directory is given where a config file is expected."""
-    if (path / RUN_CONFIG).is_file():
-        return f"{path}: is a search run directory, not a config file; did you mean {path / 'export' / 'best.yaml'}?"
+    if (path / CONFIG_FILE).is_file():
+        return f"{path}: is a search run directory, not a config file; did you mean {path / EXPORT_DIR / BEST_YAML}?"
     if (path / "model.pt").is_file() and (path / "config.yaml").is_file():
         return f"{path}: is a model directory, not a config file; the config that trained it is {path / 'config.yaml'}"
     return f"{path}: is a directory, expected a YAML config file (see configs/)"
@@ -306,6 +305,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pairtun
         return parse_config(raw, source)
     except ConfigError as e:  # a bad key elsewhere must not hide bad rows: report the data's problems too
         raise ConfigError(e.problems + _data_problems(raw.get("data"))) from None
+
+
+def load_run_config(run: Path | str) -> PairtuneConfig:
+    """The base config a run directory (or URI) keeps (search/layout.py), validated again."""
+    path = storage.join(run, CONFIG_FILE)
+    if not storage.exists(path):
+        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    if storage.is_uri(path):
+        return parse_config(yaml.safe_load(storage.read_text(path)), str(path))
+    return parse_config(read_yaml(path), str(path))
 
 
 def _data_problems(raw_data: Any) -> list[str]:

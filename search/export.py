@@ -14,18 +14,22 @@ import pandas as pd
 
 from model.metrics import AGREEMENT, METRIC_MODES
 from search import storage
-from search.baseline import read_baseline
-from search.budget import ended_by
-from search.config import ConfigError, PairtuneConfig, with_params
+from search.config import ConfigError, PairtuneConfig, load_run_config, with_params
+from search.layout import (
+    BEST_YAML,
+    CHECKPOINT_SCORE,
+    CONFIG_FILE,
+    EPOCH,
+    EXPORT_DIR,
+    LEADERBOARD,
+    STOPS_FILE,
+    SUMMARY,
+    ended_by,
+    read_baseline,
+)
 from search.results import read_jsonl, read_run, refuse_damaged
-from search.trial import CHECKPOINT_SCORE, EPOCH
-from search.tuner import CONFIG_FILE, STOPS_FILE, load_run_config
 
 log = logging.getLogger(__name__)
-
-BEST_YAML = "best.yaml"
-LEADERBOARD = "leaderboard.csv"
-SUMMARY = "summary.json"
 
 
 @dataclass
@@ -138,7 +142,7 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     run = storage.location(run)
     if not storage.exists(storage.join(run, CONFIG_FILE)):
         raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
-    target = storage.location(out_dir) if out_dir else storage.join(run, "export")
+    target = storage.location(out_dir) if out_dir else storage.join(run, EXPORT_DIR)
     with storage.local_view(run) as local:
         exported = _export_local(local, None, shown_as=run, shown_out=target)
         storage.upload(exported.out_dir, target)
@@ -164,7 +168,7 @@ def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=Non
     checkpoint_path = checkpoint.path if checkpoint is not None else None
     if checkpoint_path and shown_as:  # the copy's path -> the checkpoint's place in shared storage
         checkpoint_path = str(storage.join(shown_as, *Path(checkpoint_path).relative_to(run).parts))
-    out = Path(out_dir) if out_dir else run / "export"
+    out = Path(out_dir) if out_dir else run / EXPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     final = shown_out or out
     train = (f"pairtune export {shlex.quote(str(shown))} --out DIR, then pairtune train DIR/{BEST_YAML}" if storage.is_uri(final)

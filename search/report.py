@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search.config import ConfigError, PairtuneConfig
+from search.config import ConfigError, PairtuneConfig, load_run_config
+from search.layout import EPOCH
 from search.space import Dimension, searched_dimensions
-from search.trial import EPOCH
-from search.tuner import load_run_config
 
 log = logging.getLogger(__name__)
 

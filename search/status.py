@@ -2,7 +2,7 @@
 
 Works from any machine that can read the run (a laptop with S3 credentials, the head node, a shared
 disk): it needs no connection to the Ray cluster. While a search runs, Ray syncs trial results and
-its experiment state to shared storage every `SYNC_PERIOD_S` seconds; local runs are current.
+its experiment state to shared storage every `SYNC_PERIOD_S` seconds (search/layout.py); local runs are current.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ import time
 import pandas as pd
 
 from search import storage
-from search.config import ConfigError
-
-SYNC_PERIOD_S = 30  # tune.SyncConfig(sync_period=...) of every search: how stale a remote status can be
+from search.config import ConfigError, load_run_config
+from search.layout import CONFIG_FILE
 
 
 def snapshot(run) -> tuple[pd.DataFrame, str]:
     """The leaderboard (best first) and a one-line summary of where the search stands."""
     from search.export import leaderboard
-    from search.tuner import load_run_config
 
     run = storage.location(run)
     with storage.local_view(run) as local:
@@ -52,8 +50,8 @@ def finished(board: pd.DataFrame) -> bool:
 
 def watch(run, every_s: float | None, out=print) -> pd.DataFrame:
     """Print the leaderboard once, or every `every_s` seconds until no trial is pending or running."""
-    if not storage.exists(storage.join(storage.location(run), "pairtune_config.yaml")):
-        raise ConfigError([f"{run}: not a pairtune run directory (no pairtune_config.yaml)"])
+    if not storage.exists(storage.join(storage.location(run), CONFIG_FILE)):
+        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
     while True:
         board, line = snapshot(run)
         out(time.strftime("%H:%M:%S ") + render(board, line))

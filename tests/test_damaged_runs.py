@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from search.config import parse_config
-from search.tuner import CONFIG_FILE
+from search.layout import CONFIG_FILE
 
 
 def write_unstarted_run(tmp_path):
