@@ -13,14 +13,15 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from data import FoldSplit, PairVotes
-from model.losses import pairwise_agreement
 from search import storage
 from search.layout import BASELINE_FILE
+
+if TYPE_CHECKING:
+    from data import FoldSplit, PairVotes
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ def win_share(less: np.ndarray, more: np.ndarray, n_texts: int) -> tuple[np.ndar
 
 
 def _agreement(scores: np.ndarray, less: np.ndarray, more: np.ndarray) -> float:
+    import torch  # here: `pairtune export` describes a baseline without importing torch
+
+    from model.losses import pairwise_agreement
+
     return pairwise_agreement(torch.from_numpy(np.asarray(scores, dtype=np.float64)), torch.from_numpy(less), torch.from_numpy(more))
 
 
