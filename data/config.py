@@ -6,9 +6,6 @@ import string
 from dataclasses import dataclass, field
 from typing import Literal
 
-FORMATS = ("pairs", "scores", "labels")
-
-
 @dataclass
 class DataConfig:
     pairs: str = "demo"

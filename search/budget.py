@@ -11,7 +11,8 @@ search when the first of these is reached:
 
 The reason goes to `pairtune_end.json` in the run directory; `pairtune export` puts it into
 summary.json (``ended_by``: one of time_budget, target, epoch_budget, or num_samples when every
-trial ran, or unknown when the search was interrupted).
+trial ran, or interrupted when the search stopped before any of these, e.g. its driver was stopped;
+`pairtune resume` continues it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,13 @@
-"""`pairtune` command line: search, train, export.
+"""`pairtune` command line: one small `cmd_*` function per subcommand (see build_parser):
+
+    search, resume, check        run, continue or dry-run a Ray Tune search of a YAML config
+    train, predict               train one configuration (e.g. an exported best.yaml); score texts
+    baseline, lr-find            the TF-IDF + ridge floor; a learning-rate range test
+    export, report, status       read a run: best config and leaderboard, plots, live leaderboard
+    submit                       run a search as a Ray job on a cluster
+
+Only light modules are imported here; each command imports what it needs when it runs, so --help
+and reading a run never pay for torch, Ray or Lightning.
 
 User errors (config, data, backbone, precision) print one line each and exit 2, without a traceback;
 anything else is a bug and keeps its traceback.

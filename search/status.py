@@ -11,6 +11,7 @@ import time
 
 import pandas as pd
 
+from model.metrics import AGREEMENT
 from search import storage
 from search.config import ConfigError, load_run_config
 from search.layout import CONFIG_FILE
@@ -18,7 +19,7 @@ from search.layout import CONFIG_FILE
 
 def snapshot(run) -> tuple[pd.DataFrame, str]:
     """The leaderboard (best first) and a one-line summary of where the search stands."""
-    from search.export import leaderboard
+    from search.export import leaderboard, metric_column
 
     run = storage.location(run)
     with storage.local_view(run) as local:
@@ -29,8 +30,10 @@ def snapshot(run) -> tuple[pd.DataFrame, str]:
         board, _ = leaderboard(local, base, strict=False, shown=run if storage.is_uri(run) else None)
     counts = board["outcome"].value_counts().to_dict() if len(board) else {}
     parts = [f"{n} {k}" for k, n in sorted(counts.items())]
-    scored = board.dropna(subset=["best_agreement"]) if len(board) else board
-    best = f"; best agreement {scored.best_agreement.iloc[0]:.4f} (trial {scored.trial_id.iloc[0]})" if len(scored) else ""
+    metric = base.search.metric  # the board is ranked by it
+    key, label = ("best_agreement", "agreement") if metric == AGREEMENT else (metric_column(metric), metric)
+    scored = board.dropna(subset=[key]) if len(board) else board
+    best = f"; best {label} {scored[key].iloc[0]:.4f} (trial {scored.trial_id.iloc[0]})" if len(scored) else ""
     line = f"{run}: {len(board)} of {base.search.num_samples} trials ({', '.join(parts) or 'none yet'}){best}"
     return board, line
 
