@@ -22,6 +22,7 @@ import yaml
 
 from data.config import DataConfig
 from model.config import ModelConfig, TrainConfig
+from model.metrics import METRIC_MODES, SCORED_METRICS
 from search import storage
 from search.layout import BEST_YAML, CONFIG_FILE, EXPORT_DIR
 from search.schema import coerce, field_types
@@ -37,8 +38,9 @@ class SearchConfig:
     metric: str = "val/agreement"
     """What the search optimises: val/agreement (pairwise agreement on the validation fold), val/loss,
     or, for scored data (data.format scores/labels), val/pearson or val/spearman."""
-    mode: str = "max"
-    """max for agreement and correlations, min for val/loss."""
+    mode: str | None = None
+    """Derived from the metric: max for agreement and correlations, min for val/loss. null (the
+    default) = the metric's mode; a mode that contradicts the metric is rejected."""
     num_samples: int = 8
     """Trials to run."""
     max_concurrent_trials: int = 2
@@ -83,9 +85,11 @@ class SearchConfig:
     points_to_evaluate: list = field(default_factory=list)
     """First trials to run, as {section.key: value} (e.g. a known good config)."""
 
-    def problems(self) -> list[tuple[str, str]]:
-        from model.metrics import METRIC_MODES
+    def __post_init__(self):
+        if self.mode is None:
+            self.mode = METRIC_MODES.get(self.metric)  # None for an unknown metric: problems() names it
 
+    def problems(self) -> list[tuple[str, str]]:
         out = []
         if self.metric not in METRIC_MODES:
             out.append(("metric", f"must be one of {list(METRIC_MODES)}, got {self.metric!r}"))
@@ -146,7 +150,10 @@ class PairtuneConfig:
     source: str = "<config>"  # the file it came from, for messages; not part of the schema
 
     def to_dict(self) -> dict:
-        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        out = {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        if out["search"]["mode"] == METRIC_MODES.get(self.search.metric):
+            out["search"]["mode"] = None  # derived from the metric, so an exported config does not pin it
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -208,8 +215,6 @@ def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
     if cfg.data.format == "pairs" and "mse" in possible_values(cfg, "train.loss"):
         out.append(("train.loss", ("mse regresses each text's score, so it needs data.format scores or labels, "
                                    "but data.format is pairs")))
-    from model.metrics import SCORED_METRICS
-
     if cfg.data.format == "pairs" and cfg.search.metric in SCORED_METRICS:
         out.append(("search.metric", (f"{cfg.search.metric} correlates predicted with true scores, so it needs "
                                       "data.format scores or labels, but data.format is pairs")))
