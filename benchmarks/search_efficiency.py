@@ -147,10 +147,10 @@ def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from model.ranker import AGREEMENT, MODE
+    from model.metrics import AGREEMENT, METRIC_MODES
     from search.space import searched_dimensions
-    from search.trial import EPOCH
-    from search.tuner import make_scheduler, make_searcher, make_stopper, run_dir
+    from search.layout import EPOCH, run_dir
+    from search.tuner import make_scheduler, make_searcher, make_stopper
 
     budget = float(budget_trials * EPOCHS)
     search = dict(STRATEGIES[key][1])
@@ -159,7 +159,7 @@ def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
     run_dir(cfg).mkdir(parents=True, exist_ok=True)
     if key == "d":
         dims = searched_dimensions(cfg)
-        searcher = OptunaSearch(space={d.key: d.to_optuna() for d in dims}, metric=AGREEMENT, mode=MODE,
+        searcher = OptunaSearch(space={d.key: d.to_optuna() for d in dims}, metric=AGREEMENT, mode=METRIC_MODES[AGREEMENT],
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     else:
         searcher = make_searcher(cfg, **tpe)
@@ -176,7 +176,7 @@ def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
     tuner = tune.Tuner(
         tune.with_parameters(analytic_trial, noise_seed=seed),
         tune_config=tune.TuneConfig(
-            metric=AGREEMENT, mode=MODE, search_alg=searcher, scheduler=make_scheduler(cfg),
+            metric=AGREEMENT, mode=METRIC_MODES[AGREEMENT], search_alg=searcher, scheduler=make_scheduler(cfg),
             num_samples=num_samples, max_concurrent_trials=cfg.search.max_concurrent_trials,
             reuse_actors=True,
         ),
@@ -232,8 +232,8 @@ def quantiles(xs):
 def run_all(keys, seeds, args, runs) -> None:
     import ray
 
-    from model.ranker import AGREEMENT
-    from search.trial import EPOCH
+    from model.metrics import AGREEMENT
+    from search.layout import EPOCH
 
     assert (METRIC, TIME_ATTR) == (AGREEMENT, EPOCH)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

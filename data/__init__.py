@@ -1,11 +1,22 @@
-"""Pair-vote data: reading CSVs, leak-free folds, tokenising each unique text once."""
+"""Pair-vote data: reading CSVs, leak-free folds, tokenising each unique text once.
 
-from data.config import DataConfig
-from data.folds import FoldSplit, make_fold
-from data.pairs import DataError, PairVotes, read_pairs, subsample_votes
-from data.tokens import TokenizedTexts, tokenize_texts
+May import: nothing from model/ or search/. The names below are loaded on first use, so that
+`from data.config import DataConfig` (validating a config) imports neither pandas nor torch.
+"""
 
-__all__ = [
-    "DataConfig", "DataError", "FoldSplit", "PairVotes", "TokenizedTexts",
-    "make_fold", "read_pairs", "subsample_votes", "tokenize_texts",
-]
+import importlib
+
+_HOME = {
+    "DataConfig": "data.config",
+    "FoldSplit": "data.folds", "make_fold": "data.folds",
+    "DataError": "data.pairs", "PairVotes": "data.pairs", "read_pairs": "data.pairs", "subsample_votes": "data.pairs",
+    "TokenizedTexts": "data.tokens", "tokenize_texts": "data.tokens",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'data' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOME[name]), name)

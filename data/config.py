@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 from typing import Literal
-
-FORMATS = ("pairs", "scores", "labels")
-
 
 @dataclass
 class DataConfig:
@@ -91,10 +89,19 @@ class DataConfig:
                 if getattr(self, key) is not None:
                     out.append((key, "only used with format scores or labels (pair votes are split by text)"))
         if self.template is not None:
-            from data.scores import template_fields
-
             try:
                 template_fields(self.template)
             except ValueError as e:
                 out.append(("template", str(e)))
         return out
+
+
+def template_fields(template: str) -> list[str]:
+    """Column names a `str.format` template refers to, e.g. "{context} [SEP] {anchor}" -> [context, anchor]."""
+    try:
+        fields = [name for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as e:
+        raise ValueError(f"not a valid template ({e}); write columns as {{column}} and a literal brace as {{{{ or }}}}") from None
+    if any(not f or f.isdigit() for f in fields):
+        raise ValueError("every {} in the template must name a column, e.g. {anchor}")
+    return fields

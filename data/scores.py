@@ -15,13 +15,12 @@ unordered pair is kept once, ordered low score -> high score.
 from __future__ import annotations
 
 import logging
-import string
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from data.config import DataConfig
+from data.config import DataConfig, template_fields
 from data.folds import FoldSplit, _folds_by_component, connected_components
 from data.pairs import (
     DataError,
@@ -45,17 +44,6 @@ class ScoredTexts:
     groups: np.ndarray | None
     source: str
     rows: int
-
-
-def template_fields(template: str) -> list[str]:
-    """Column names a `str.format` template refers to, e.g. "{context} [SEP] {anchor}" -> [context, anchor]."""
-    try:
-        fields = [name for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
-    except ValueError as e:
-        raise ValueError(f"not a valid template ({e}); write columns as {{column}} and a literal brace as {{{{ or }}}}") from None
-    if any(not f or f.isdigit() for f in fields):
-        raise ValueError("every {} in the template must name a column, e.g. {anchor}")
-    return fields
 
 
 def build_texts(frame: pd.DataFrame, path, cfg: DataConfig) -> np.ndarray:

@@ -12,18 +12,7 @@ from torch import nn
 from model.backbone import load_encoder
 from model.config import ModelConfig, TrainConfig
 from model.losses import pairwise_agreement, pairwise_loss, pearson, spearman
-
-# Metric names and modes, shared by logging, Tune reporting, ASHA, Optuna and the tests.
-AGREEMENT = "val/agreement"
-VAL_LOSS = "val/loss"
-TRAIN_LOSS = "train/loss"
-MODE = "max"
-# Logged as well when the pairs were derived from scored texts (data.format scores or labels).
-PEARSON = "val/pearson"
-SPEARMAN = "val/spearman"
-# Every metric a search may optimise, and whether higher is better.
-METRIC_MODES = {AGREEMENT: "max", PEARSON: "max", SPEARMAN: "max", VAL_LOSS: "min"}
-SCORED_METRICS = (PEARSON, SPEARMAN)
+from model.metrics import AGREEMENT, PEARSON, SPEARMAN, TRAIN_LOSS, VAL_LOSS
 
 
 def lr_lambda(schedule: str, total_steps: int, warmup_steps: int, floor: float):

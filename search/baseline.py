@@ -13,17 +13,18 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from data import FoldSplit, PairVotes
-from model.losses import pairwise_agreement
 from search import storage
+from search.layout import BASELINE_FILE
+
+if TYPE_CHECKING:
+    from data import FoldSplit, PairVotes
 
 log = logging.getLogger(__name__)
 
-BASELINE_FILE = "pairtune_baseline.json"  # in the run directory
 NAME = "tfidf_ridge"
 DESCRIPTION = "TF-IDF (char 3-5) + ridge on each text's share of won votes"
 
@@ -36,6 +37,10 @@ def win_share(less: np.ndarray, more: np.ndarray, n_texts: int) -> tuple[np.ndar
 
 
 def _agreement(scores: np.ndarray, less: np.ndarray, more: np.ndarray) -> float:
+    import torch  # here: `pairtune export` describes a baseline without importing torch
+
+    from model.losses import pairwise_agreement
+
     return pairwise_agreement(torch.from_numpy(np.asarray(scores, dtype=np.float64)), torch.from_numpy(less), torch.from_numpy(more))
 
 
@@ -86,11 +91,6 @@ def write_baseline(run: Path | str, votes: PairVotes, split: FoldSplit) -> dict:
         result = {"baseline": NAME, "description": DESCRIPTION, "error": str(e)}
     storage.write_text(storage.join(run, BASELINE_FILE), json.dumps(result, indent=2))
     return result
-
-
-def read_baseline(run: Path | str) -> dict | None:
-    path = storage.join(run, BASELINE_FILE)
-    return json.loads(storage.read_text(path)) if storage.exists(path) else None
 
 
 def describe(result: dict | None, best: float | None = None) -> str:

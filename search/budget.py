@@ -11,7 +11,8 @@ search when the first of these is reached:
 
 The reason goes to `pairtune_end.json` in the run directory; `pairtune export` puts it into
 summary.json (``ended_by``: one of time_budget, target, epoch_budget, or num_samples when every
-trial ran, or unknown when the search was interrupted).
+trial ran, or interrupted when the search stopped before any of these, e.g. its driver was stopped;
+`pairtune resume` continues it).
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import time
 from ray import tune
 
 from search import storage
-
-END_FILE = "pairtune_end.json"
+from search.layout import END_FILE
 
 
 class SearchBudget(tune.Stopper):
@@ -77,14 +77,6 @@ class SearchBudget(tune.Stopper):
             if elapsed >= self.time_budget_s:
                 self._end("time_budget", time_budget_s=self.time_budget_s, elapsed_s=round(elapsed, 1))
         return self.ended_by is not None
-
-
-def ended_by(run) -> dict:
-    """Why a search ended, from its run directory or URI (see the module docstring)."""
-    path = storage.join(storage.location(run), END_FILE)
-    if storage.exists(path):
-        return json.loads(storage.read_text(path))
-    return {"ended_by": None}
 
 
 def clear(run) -> None:

@@ -7,7 +7,8 @@ from search.config import PairtuneConfig
 from search.ddp import workers_per_trial
 from search.prepare import PreparedData, prepare_data
 from search.space import fixed_values, searched_dimensions
-from search.tuner import preflight, run_dir
+from search.layout import run_dir
+from search.tuner import preflight
 
 
 def check(cfg: PairtuneConfig, address: str | None = None) -> PreparedData:

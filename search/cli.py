@@ -1,4 +1,13 @@
-"""`pairtune` command line: search, train, export.
+"""`pairtune` command line: one small `cmd_*` function per subcommand (see build_parser):
+
+    search, resume, check        run, continue or dry-run a Ray Tune search of a YAML config
+    train, predict               train one configuration (e.g. an exported best.yaml); score texts
+    baseline, lr-find            the TF-IDF + ridge floor; a learning-rate range test
+    export, report, status       read a run: best config and leaderboard, plots, live leaderboard
+    submit                       run a search as a Ray job on a cluster
+
+Only light modules are imported here; each command imports what it needs when it runs, so --help
+and reading a run never pay for torch, Ray or Lightning.
 
 User errors (config, data, backbone, precision) print one line each and exit 2, without a traceback;
 anything else is a bug and keeps its traceback.
@@ -18,16 +27,26 @@ from pathlib import Path
 # would fold the lines of different trials into "[repeated Nx across cluster]".
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
-from data import DataError
-from model.backbone import BackboneError
-from model.checkpoint import CheckpointError
-from model.precision import PrecisionError
 from search.config import ConfigError
 from search.interrupt import StopSignals
 
 log = logging.getLogger("pairtune")
 
-USER_ERRORS = (ConfigError, DataError, BackboneError, PrecisionError, CheckpointError)
+# Errors that are the user's (config, data, backbone, precision, model directory), by module: a
+# module this process never imported cannot have raised its error, so reading a run or printing
+# --help never imports torch to check (model.checkpoint and model.precision import it).
+USER_ERRORS = {
+    "search.config": "ConfigError",
+    "data.pairs": "DataError",
+    "model.backbone": "BackboneError",
+    "model.precision": "PrecisionError",
+    "model.checkpoint": "CheckpointError",
+}
+
+
+def is_user_error(e: BaseException) -> bool:
+    return any(isinstance(e, getattr(sys.modules[module], name))
+               for module, name in USER_ERRORS.items() if module in sys.modules)
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -365,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except USER_ERRORS as e:
+    except Exception as e:
+        if not is_user_error(e):
+            raise  # a bug: keep its traceback
         _print_errors(e)
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C before Tune ran (nothing to save), or a second stop signal

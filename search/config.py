@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +22,11 @@ import yaml
 
 from data.config import DataConfig
 from model.config import ModelConfig, TrainConfig
+from model.metrics import METRIC_MODES, SCORED_METRICS
+from search import storage
+from search.layout import BEST_YAML, CONFIG_FILE, EXPORT_DIR
+from search.schema import coerce, field_types
+from search.space import apply_fixed_values, possible_values, space_problems
 
 
 @dataclass
@@ -34,8 +38,9 @@ class SearchConfig:
     metric: str = "val/agreement"
     """What the search optimises: val/agreement (pairwise agreement on the validation fold), val/loss,
     or, for scored data (data.format scores/labels), val/pearson or val/spearman."""
-    mode: str = "max"
-    """max for agreement and correlations, min for val/loss."""
+    mode: str | None = None
+    """Derived from the metric: max for agreement and correlations, min for val/loss. null (the
+    default) = the metric's mode; a mode that contradicts the metric is rejected."""
     num_samples: int = 8
     """Trials to run."""
     max_concurrent_trials: int = 2
@@ -80,9 +85,11 @@ class SearchConfig:
     points_to_evaluate: list = field(default_factory=list)
     """First trials to run, as {section.key: value} (e.g. a known good config)."""
 
-    def problems(self) -> list[tuple[str, str]]:
-        from model.ranker import METRIC_MODES
+    def __post_init__(self):
+        if self.mode is None:
+            self.mode = METRIC_MODES.get(self.metric)  # None for an unknown metric: problems() names it
 
+    def problems(self) -> list[tuple[str, str]]:
         out = []
         if self.metric not in METRIC_MODES:
             out.append(("metric", f"must be one of {list(METRIC_MODES)}, got {self.metric!r}"))
@@ -143,7 +150,10 @@ class PairtuneConfig:
     source: str = "<config>"  # the file it came from, for messages; not part of the schema
 
     def to_dict(self) -> dict:
-        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        out = {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        if out["search"]["mode"] == METRIC_MODES.get(self.search.metric):
+            out["search"]["mode"] = None  # derived from the metric, so an exported config does not pin it
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -151,47 +161,6 @@ class PairtuneConfig:
     def get(self, key: str) -> Any:
         section, name = key.split(".", 1)
         return getattr(getattr(self, section), name)
-
-
-def _coerce(value: Any, annotation: Any) -> tuple[Any, str | None]:
-    """Check (and lightly coerce) a YAML value against a field annotation; (value, problem)."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        if value is None and type(None) in args:
-            return None, None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0])
-    if origin is Literal:
-        if value in args:
-            return value, None
-        return value, f"must be one of {list(args)}, got {value!r}"
-    if annotation is bool:
-        return (value, None) if isinstance(value, bool) else (value, f"must be true or false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value, None
-        if isinstance(value, float) and value.is_integer():
-            return int(value), None
-        return value, f"must be an integer, got {value!r}"
-    if annotation is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                return float(value), None
-            except ValueError:
-                pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value), None
-        return value, f"must be a number, got {value!r}"
-    if annotation is str:
-        return (value, None) if isinstance(value, str) else (value, f"must be a string, got {value!r}")
-    if annotation in (dict, list):
-        ok = isinstance(value, annotation)
-        return value, None if ok else f"must be a {'mapping' if annotation is dict else 'list'}, got {value!r}"
-    return value, None
-
-
-def field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
 
 
 def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[str, str]]]:
@@ -207,7 +176,7 @@ def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[st
             hint = difflib.get_close_matches(str(key), list(types), n=1)
             problems.append((f"{section}.{key}", "unknown key" + (f"; did you mean '{section}.{hint[0]}'?" if hint else "")))
             continue
-        coerced, problem = _coerce(value, types[key])
+        coerced, problem = coerce(value, types[key])
         if problem:
             problems.append((f"{section}.{key}", problem))
         else:
@@ -219,8 +188,6 @@ def build_section(cls: type, raw: Any, section: str) -> tuple[Any, list[tuple[st
 
 def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
     """Validate a whole config mapping; raise ConfigError listing every problem."""
-    from search.space import apply_fixed_values, space_problems  # the space refers back to these sections
-
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -244,14 +211,10 @@ def parse_config(raw: Any, source: str = "<config>") -> PairtuneConfig:
 
 def cross_section_problems(cfg: PairtuneConfig) -> list[tuple[str, str]]:
     """Rules that tie keys of different sections together (over every value the search can sample)."""
-    from search.space import possible_values
-
     out = []
     if cfg.data.format == "pairs" and "mse" in possible_values(cfg, "train.loss"):
         out.append(("train.loss", ("mse regresses each text's score, so it needs data.format scores or labels, "
                                    "but data.format is pairs")))
-    from model.ranker import SCORED_METRICS
-
     if cfg.data.format == "pairs" and cfg.search.metric in SCORED_METRICS:
         out.append(("search.metric", (f"{cfg.search.metric} correlates predicted with true scores, so it needs "
                                       "data.format scores or labels, but data.format is pairs")))
@@ -308,13 +271,10 @@ def _resolve_paths(raw: dict, base: Path) -> None:
             model["backbone"] = str((base / p).resolve())
 
 
-RUN_CONFIG = "pairtune_config.yaml"  # what marks a search run directory (search/tuner.py writes it)
-
-
 def _not_a_file(path: Path) -> str:
     """What to say when a directory is given where a config file is expected."""
-    if (path / RUN_CONFIG).is_file():
-        return f"{path}: is a search run directory, not a config file; did you mean {path / 'export' / 'best.yaml'}?"
+    if (path / CONFIG_FILE).is_file():
+        return f"{path}: is a search run directory, not a config file; did you mean {path / EXPORT_DIR / BEST_YAML}?"
     if (path / "model.pt").is_file() and (path / "config.yaml").is_file():
         return f"{path}: is a model directory, not a config file; the config that trained it is {path / 'config.yaml'}"
     return f"{path}: is a directory, expected a YAML config file (see configs/)"
@@ -350,6 +310,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pairtun
         return parse_config(raw, source)
     except ConfigError as e:  # a bad key elsewhere must not hide bad rows: report the data's problems too
         raise ConfigError(e.problems + _data_problems(raw.get("data"))) from None
+
+
+def load_run_config(run: Path | str) -> PairtuneConfig:
+    """The base config a run directory (or URI) keeps (search/layout.py), validated again."""
+    path = storage.join(run, CONFIG_FILE)
+    if not storage.exists(path):
+        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    if storage.is_uri(path):
+        return parse_config(yaml.safe_load(storage.read_text(path)), str(path))
+    return parse_config(read_yaml(path), str(path))
 
 
 def _data_problems(raw_data: Any) -> list[str]:

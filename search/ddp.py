@@ -28,6 +28,7 @@ import time
 
 from search import storage
 from search.config import PairtuneConfig, SearchConfig, with_params
+from search.layout import RESUME_FILE, run_dir
 from search.prepare import PreparedData
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,6 @@ def run_ddp_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> 
     ctx = tune.get_context()
     s = cfg.search
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    from search.tuner import run_dir  # here: tuner imports this module
 
     inner_root = storage.join(run_dir(cfg), DDP_DIR)
     trainer = TorchTrainer(
@@ -195,7 +195,6 @@ def _worker(config: dict) -> None:
 
     from model.train import Distributed, fit, set_threads
     from search.trial import (
-        RESUME_FILE,
         fill_checkpoint,
         placement,
         trial_metrics,

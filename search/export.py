@@ -12,20 +12,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from model.ranker import AGREEMENT, METRIC_MODES
+from model.metrics import AGREEMENT, METRIC_MODES
 from search import storage
-from search.baseline import read_baseline
-from search.budget import ended_by
-from search.config import ConfigError, PairtuneConfig, with_params
+from search.config import ConfigError, PairtuneConfig, load_run_config, with_params
+from search.layout import (
+    BEST_YAML,
+    CHECKPOINT_SCORE,
+    CONFIG_FILE,
+    EPOCH,
+    EXPORT_DIR,
+    LEADERBOARD,
+    STOPS_FILE,
+    SUMMARY,
+    ended_by,
+    read_baseline,
+)
 from search.results import read_jsonl, read_run, refuse_damaged
-from search.trial import CHECKPOINT_SCORE, EPOCH
-from search.tuner import CONFIG_FILE, STOPS_FILE, load_run_config
 
 log = logging.getLogger(__name__)
-
-BEST_YAML = "best.yaml"
-LEADERBOARD = "leaderboard.csv"
-SUMMARY = "summary.json"
 
 
 @dataclass
@@ -115,7 +119,7 @@ def leaderboard(run: Path, base: PairtuneConfig, strict: bool = True, shown=None
         refuse_damaged(records, shown or run)
     stopped = asha_stops(run, shown)
     rows = []
-    for t in records.analysis.trials:
+    for t in records.trials:
         row = _trial_row(t, records.frames[t.trial_id], base.train.epochs, stopped, run, metric)
         if t.trial_id in records.problems:
             row["outcome"], row["error"] = "damaged", records.problems[t.trial_id]
@@ -128,6 +132,17 @@ def leaderboard(run: Path, base: PairtuneConfig, strict: bool = True, shown=None
     return board, records
 
 
+def best_checkpoint(run: Path, trial_id: str, metric: str, mode: str) -> str | None:
+    """The path of a trial's best checkpoint, as Ray's checkpoint manager recorded it (pickled in the
+    experiment state, so this asks Ray: the one part of reading a run that does)."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(run), default_metric=metric, default_mode=mode)
+    trial = next(t for t in analysis.trials if t.trial_id == trial_id)
+    checkpoint = analysis.get_best_checkpoint(trial, CHECKPOINT_SCORE, "max")
+    return checkpoint.path if checkpoint is not None else None
+
+
 def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     """Write best.yaml (the CLI's schema, all values fixed), leaderboard.csv and summary.json.
 
@@ -138,7 +153,7 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     run = storage.location(run)
     if not storage.exists(storage.join(run, CONFIG_FILE)):
         raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
-    target = storage.location(out_dir) if out_dir else storage.join(run, "export")
+    target = storage.location(out_dir) if out_dir else storage.join(run, EXPORT_DIR)
     with storage.local_view(run) as local:
         exported = _export_local(local, None, shown_as=run, shown_out=target)
         storage.upload(exported.out_dir, target)
@@ -151,20 +166,18 @@ def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=Non
     shown = shown_as or str(run)
     base = load_run_config(run)
     board, records = leaderboard(run, base, shown=shown_as)  # raises on a damaged record: nothing is written
-    analysis = records.analysis
     metric = base.search.metric
     key = "best_agreement" if metric == AGREEMENT else metric_column(metric)
     scored = board.dropna(subset=[key]) if len(board) else board
     if not len(scored):
         raise ConfigError([f"{run}: no trial has reported a validation result yet"])
     best = scored.iloc[0]
-    trial = next(t for t in analysis.trials if t.trial_id == best["trial_id"])
+    trial = next(t for t in records.trials if t.trial_id == best["trial_id"])
     best_cfg = with_params(base, dict(trial.config))
-    checkpoint = analysis.get_best_checkpoint(trial, CHECKPOINT_SCORE, "max")
-    checkpoint_path = checkpoint.path if checkpoint is not None else None
+    checkpoint_path = best_checkpoint(run, trial.trial_id, metric, base.search.mode)
     if checkpoint_path and shown_as:  # the copy's path -> the checkpoint's place in shared storage
         checkpoint_path = str(storage.join(shown_as, *Path(checkpoint_path).relative_to(run).parts))
-    out = Path(out_dir) if out_dir else run / "export"
+    out = Path(out_dir) if out_dir else run / EXPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     final = shown_out or out
     train = (f"pairtune export {shlex.quote(str(shown))} --out DIR, then pairtune train DIR/{BEST_YAML}" if storage.is_uri(final)

@@ -31,7 +31,8 @@ from data.loaders import text_loader
 from data.pairs import _read_frame
 from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, load_tokenizer_for, missing_files
 from model.precision import cuda_usable
-from search.config import RUN_CONFIG, ConfigError
+from search.config import ConfigError
+from search.layout import is_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def _protected(directory: Path) -> str | None:
         return "a model directory"
     if (directory / ENSEMBLE).is_file():
         return "a fold ensemble directory"
-    if (directory / RUN_CONFIG).is_file():
+    if is_run_dir(directory):
         return "a search run directory"
     return None
 

@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search.config import ConfigError, PairtuneConfig
+from search.config import ConfigError, PairtuneConfig, load_run_config
+from search.layout import EPOCH
 from search.space import Dimension, searched_dimensions
-from search.trial import EPOCH
-from search.tuner import load_run_config
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +340,7 @@ def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
         notes.append(note)
         sections.append(("Parameter importances", None, f"No importances: {note}."))
 
+    bound = "likely lower" if mode == "max" else "likely higher"  # a shorter run is (usually) a worse one
     for dim in dims:
         name = f"param_{_safe_name(dim.key)}.png"
         plot_parameter(board, dim, metric, out / name)
@@ -348,7 +348,7 @@ def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
         scale = "log scale; " if dim.kind in ("loguniform", "logint") else ""
         sections.append((f"{metric} against {dim.key}", name,
                          (f"Each trial's best {metric} against its {dim.key} ({scale}searched as {dim.kind}); "
-                         "trials ASHA stopped trained less, so their best is a lower bound.")))
+                         f"trials ASHA stopped trained less, so their best is {bound} than a full run's.")))
 
     (out / INDEX).write_text(_html_page(run, cfg, board, sections), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({"importances": importances, "notes": notes}, indent=2), encoding="utf-8")

@@ -12,6 +12,11 @@ file into "no results", which silently ranks the trial last; here a damaged reco
 
 `export` and `report` refuse a run with problems (its winner cannot be decided honestly); `status`
 shows what it could read and the problems.
+
+The trials themselves (id, sampled config, status, last result, directory, error file) are read from
+the newest experiment_state-*.json as plain JSON, without Ray: Ray's own reader unpickles each trial,
+which imports Ray and, through the pickled trial-name function, torch and Lightning. Only `export`
+asks Ray, for the best checkpoint (search/export.py).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"  # ray.air.constants.EXPR_RESULT_FILE
 ITERATION = "training_iteration"  # Tune counts every report of a trial
+EXPERIMENT_STATE = "experiment_state-"  # Ray Tune's experiment_state-<timestamp>.json; the newest wins
 
 
 class DamagedRun(ConfigError):
@@ -75,7 +81,7 @@ class TrialRecord:
 def trial_record(trial, run: Path, shown=None) -> TrialRecord:
     """A trial's results from RUN/TRIAL_DIR/result.json, checked against its last result in the
     experiment state. `run` is a local directory; `shown` its real location (a URI) if a copy."""
-    directory = Path(trial.storage.trial_fs_path).name  # trial directories sit directly in the run
+    directory = trial.dirname  # trial directories sit directly in the run
     path = run / directory / RESULT_FILE
     name = storage.join(shown, directory, RESULT_FILE) if shown else path
     expected = (trial.last_result or {}).get(ITERATION)
@@ -92,28 +98,54 @@ def trial_record(trial, run: Path, shown=None) -> TrialRecord:
 
 
 @dataclass
+class TrialState:
+    """What a run says of one trial, as Ray's experiment state records it."""
+
+    trial_id: str
+    config: dict  # the sampled `section.key` values
+    status: str  # PENDING, RUNNING, PAUSED, TERMINATED or ERROR
+    last_result: dict | None
+    dirname: str  # the trial's directory, directly in the run
+    error_file: str | None = None  # Ray's record of the trial's last error, when it failed
+
+
+def read_trials(run: Path) -> list[TrialState]:
+    """Every trial of the newest experiment state of a local run directory."""
+    newest = max(p.name for p in run.iterdir() if p.name.startswith(EXPERIMENT_STATE) and p.name.endswith(".json"))
+    state = json.loads((run / newest).read_text(encoding="utf-8"))
+    trials = []
+    for trial_json, metadata_json in state["trial_data"]:
+        trial, metadata = json.loads(trial_json), json.loads(metadata_json)
+        # As Ray reads a saved state: a trial that was running is pending until a search resumes it.
+        status = "PENDING" if trial["status"] == "RUNNING" else trial["status"]
+        error = metadata.get("error_filename")
+        dirname = trial["relative_logdir"]
+        trials.append(TrialState(trial["trial_id"], trial["config"], status, metadata.get("last_result"), dirname,
+                                 str(run / dirname / error) if error else None))
+    return trials
+
+
+@dataclass
 class RunRecords:
-    analysis: object  # ray.tune.ExperimentAnalysis: trials, configs, checkpoints
+    trials: list[TrialState]
     frames: dict[str, pd.DataFrame]  # trial id -> results
     problems: dict[str, str] = field(default_factory=dict)  # trial id -> what is wrong with its record
 
 
 def read_run(run: Path, metric: str, mode: str, shown=None) -> RunRecords:
     """Every trial of a run (a local directory; `shown` is its real location when a copy)."""
-    from ray.tune import ExperimentAnalysis
-
     if not storage.has_experiment(run):
         raise ConfigError([f"{shown or run}: the search never started (no Ray Tune experiment state in it); "
                            "nothing to read"])
-    analysis = ExperimentAnalysis(str(run), default_metric=metric, default_mode=mode)
+    trials = read_trials(run)
     frames, problems = {}, {}
-    for trial in analysis.trials:
+    for trial in trials:
         record = trial_record(trial, run, shown)
         frames[trial.trial_id] = record.frame
         if record.problem:
             problems[trial.trial_id] = record.problem
             log.warning("%s", record.problem)
-    return RunRecords(analysis, frames, problems)
+    return RunRecords(trials, frames, problems)
 
 
 def refuse_damaged(records: RunRecords, run) -> None:

@@ -16,10 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from search.config import SECTIONS, PairtuneConfig, _coerce, field_types
+from search.schema import coerce, field_types
 
+if TYPE_CHECKING:
+    from search.config import PairtuneConfig
+
+# The sections a search may vary (search.* itself is not searchable); each is a dataclass field of
+# PairtuneConfig, whose class is read from the config itself.
+SEARCHABLE = ("data", "model", "train")
 KINDS = ("loguniform", "uniform", "int", "logint", "choice", "fixed")
 # Keys that change tokenisation: each value is tokenised up front, so they cannot be continuous.
 TOKENISATION_KEYS = ("model.backbone", "data.lowercase")
@@ -87,8 +93,7 @@ def parse_dimension(key: str, spec: Any) -> tuple[Dimension | None, str | None]:
 def _check_value(cfg: PairtuneConfig, key: str, value: Any) -> str | None:
     """Problem with setting `key` to `value` in cfg, judged by the section's own rules."""
     section, name = key.split(".", 1)
-    cls = SECTIONS[section]
-    coerced, problem = _coerce(value, field_types(cls)[name])
+    coerced, problem = coerce(value, field_types(type(getattr(cfg, section)))[name])
     if problem:
         return f"value {value!r} {problem}"
     instance = dataclasses.replace(getattr(cfg, section), **{name: coerced})
@@ -104,7 +109,7 @@ def parse_space(cfg: PairtuneConfig) -> tuple[list[Dimension], list[tuple[str, s
     for key, spec in cfg.search.space.items():
         where = f"search.space.{key}"
         section, _, name = str(key).partition(".")
-        if section not in SECTIONS or section == "search" or name not in field_types(SECTIONS[section]):
+        if section not in SEARCHABLE or name not in field_types(type(getattr(cfg, section))):
             problems.append((where, "not a searchable key (use data.*, model.* or train.* keys)"))
             continue
         dim, problem = parse_dimension(key, spec)
@@ -157,7 +162,7 @@ def apply_fixed_values(cfg: PairtuneConfig) -> PairtuneConfig:
     changes: dict[str, dict[str, Any]] = {}
     for key, value in fixed_values(cfg).items():
         section, name = key.split(".", 1)
-        coerced, _ = _coerce(value, field_types(SECTIONS[section])[name])
+        coerced, _ = coerce(value, field_types(type(getattr(cfg, section)))[name])
         changes.setdefault(section, {})[name] = coerced
     if not changes:
         return cfg

@@ -2,7 +2,7 @@
 
 Works from any machine that can read the run (a laptop with S3 credentials, the head node, a shared
 disk): it needs no connection to the Ray cluster. While a search runs, Ray syncs trial results and
-its experiment state to shared storage every `SYNC_PERIOD_S` seconds; local runs are current.
+its experiment state to shared storage every `SYNC_PERIOD_S` seconds (search/layout.py); local runs are current.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import time
 
 import pandas as pd
 
+from model.metrics import AGREEMENT
 from search import storage
-from search.config import ConfigError
-
-SYNC_PERIOD_S = 30  # tune.SyncConfig(sync_period=...) of every search: how stale a remote status can be
+from search.config import ConfigError, load_run_config
+from search.layout import CONFIG_FILE
 
 
 def snapshot(run) -> tuple[pd.DataFrame, str]:
     """The leaderboard (best first) and a one-line summary of where the search stands."""
-    from search.export import leaderboard
-    from search.tuner import load_run_config
+    from search.export import leaderboard, metric_column
 
     run = storage.location(run)
     with storage.local_view(run) as local:
@@ -31,8 +30,10 @@ def snapshot(run) -> tuple[pd.DataFrame, str]:
         board, _ = leaderboard(local, base, strict=False, shown=run if storage.is_uri(run) else None)
     counts = board["outcome"].value_counts().to_dict() if len(board) else {}
     parts = [f"{n} {k}" for k, n in sorted(counts.items())]
-    scored = board.dropna(subset=["best_agreement"]) if len(board) else board
-    best = f"; best agreement {scored.best_agreement.iloc[0]:.4f} (trial {scored.trial_id.iloc[0]})" if len(scored) else ""
+    metric = base.search.metric  # the board is ranked by it
+    key, label = ("best_agreement", "agreement") if metric == AGREEMENT else (metric_column(metric), metric)
+    scored = board.dropna(subset=[key]) if len(board) else board
+    best = f"; best {label} {scored[key].iloc[0]:.4f} (trial {scored.trial_id.iloc[0]})" if len(scored) else ""
     line = f"{run}: {len(board)} of {base.search.num_samples} trials ({', '.join(parts) or 'none yet'}){best}"
     return board, line
 
@@ -52,8 +53,8 @@ def finished(board: pd.DataFrame) -> bool:
 
 def watch(run, every_s: float | None, out=print) -> pd.DataFrame:
     """Print the leaderboard once, or every `every_s` seconds until no trial is pending or running."""
-    if not storage.exists(storage.join(storage.location(run), "pairtune_config.yaml")):
-        raise ConfigError([f"{run}: not a pairtune run directory (no pairtune_config.yaml)"])
+    if not storage.exists(storage.join(storage.location(run), CONFIG_FILE)):
+        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
     while True:
         board, line = snapshot(run)
         out(time.strftime("%H:%M:%S ") + render(board, line))

@@ -25,7 +25,7 @@ from model.backbone import load_tokenizer
 from model.checkpoint import ENSEMBLE as ENSEMBLE_FILE
 from model.checkpoint import FOLD_DIR, is_model_dir, save_checkpoint
 from model.precision import resolve_precision
-from model.ranker import AGREEMENT
+from model.metrics import AGREEMENT
 from model.train import fit, set_threads
 from search.config import ConfigError, PairtuneConfig, with_params
 from search.prepare import PreparedData, load_split, prepare_data

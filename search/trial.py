@@ -14,16 +14,13 @@ from ray import tune
 import search
 from model.checkpoint import save_checkpoint
 from model.precision import PrecisionError, cuda_usable, resolve_precision
-from model.ranker import AGREEMENT, METRIC_MODES, VAL_LOSS
+from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config import PairtuneConfig, with_params
+from search.layout import CHECKPOINT_SCORE, EPOCH, RESUME_FILE
 from search.prepare import PreparedData
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_SCORE = "checkpoint_score"
-RESUME_FILE = "resume.ckpt"  # Lightning checkpoint inside a trial checkpoint, for retries and resume
-EPOCH = "epoch"  # ASHA's time attribute: fractional epochs, consistent at any reporting frequency
 
 
 def trial_metrics(r: ValidationResult) -> dict:

@@ -10,29 +10,32 @@ import shutil
 import time
 from pathlib import Path
 
-import yaml
-
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
-from model.ranker import AGREEMENT, VAL_LOSS
+from model.metrics import AGREEMENT, VAL_LOSS
 from search import budget, ddp, storage
-from search.budget import END_FILE, SearchBudget
+from search.budget import SearchBudget
 from search.cluster import cluster_address, named_trainable
-from search.config import ConfigError, PairtuneConfig, parse_config, read_yaml
+from search.config import ConfigError, PairtuneConfig, load_run_config
 from search.interrupt import StopSignals
 from search.prepare import PreparedData, prepare_data
 from search.searcher import RungAwareOptunaSearch, rung_milestones
 from search.space import possible_values, searched_dimensions
-from search.status import SYNC_PERIOD_S
 from search.tracking import environment_problems, tracking_callbacks
-from search.trial import CHECKPOINT_SCORE, EPOCH, RESUME_FILE, run_trial
+from search.layout import (
+    CHECKPOINT_SCORE,
+    CONFIG_FILE,
+    DATA_FILE,
+    END_FILE,
+    EPOCH,
+    RESUME_FILE,
+    STOPS_FILE,
+    SYNC_PERIOD_S,
+    run_dir,
+)
+from search.trial import run_trial
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "pairtune_config.yaml"  # the validated base config, written into the run directory
-DATA_FILE = "pairtune_data.json"  # what the data preparation found
-STOPS_FILE = "pairtune_stops.jsonl"  # one line per trial the scheduler stopped early
-
 
 def backbone_positions(path: str) -> int | None:
     """Longest input the backbone takes, from its config; None when unknown (e.g. a hub id offline)."""
@@ -97,11 +100,6 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
             )
     if problems:
         raise ConfigError(problems)
-
-
-def run_dir(cfg: PairtuneConfig) -> Path | str:
-    """storage_path/name: a resolved Path for local storage, a URI string for s3:// / gs:// / file://."""
-    return storage.join(storage.location(cfg.search.storage_path), cfg.search.name)
 
 
 def trial_name(trial) -> str:
@@ -287,15 +285,6 @@ def fresh_run(cfg: PairtuneConfig) -> PairtuneConfig:
     return cfg
 
 
-def load_run_config(run: Path | str) -> PairtuneConfig:
-    path = storage.join(run, CONFIG_FILE)
-    if not storage.exists(path):
-        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
-    if storage.is_uri(path):
-        return parse_config(yaml.safe_load(storage.read_text(path)), str(path))
-    return parse_config(read_yaml(path), str(path))
-
-
 def start_ray(address: str | None):
     """Connect to `address`, or start a local Ray instance; returns ray.init's context (None when
     Ray was already initialised)."""
@@ -363,4 +352,4 @@ def fit_and_sync(tuner, run, signals: StopSignals | None = None):
         storage.sync_driver_files(run)
 
 
-__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_dir", "run_search"]
+__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_search"]

@@ -10,8 +10,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from model.ranker import AGREEMENT
-from search.budget import END_FILE, SearchBudget, ended_by
+from model.metrics import AGREEMENT
+from search.budget import SearchBudget
+from search.layout import END_FILE, ended_by
 from search.config import parse_config
 from search.searcher import rung_milestones
 from search.tuner import asha_milestones, make_searcher

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from search.config import parse_config
-from search.tuner import CONFIG_FILE
+from search.layout import CONFIG_FILE
 
 
 def write_unstarted_run(tmp_path):
@@ -53,7 +53,7 @@ def test_a_file_cut_between_lines_is_caught_by_the_experiment_state(tmp_path):
     (tmp_path / "t1").mkdir()
     path = tmp_path / "t1" / "result.json"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
-    trial = SimpleNamespace(storage=SimpleNamespace(trial_fs_path=str(tmp_path / "t1")), last_result=rows[-1])
+    trial = SimpleNamespace(dirname="t1", last_result=rows[-1])
     record = trial_record(trial, tmp_path)
     assert len(record.frame) == 2 and record.problem.startswith(f"{path}: damaged: ends at result 2")
     path.unlink()

@@ -13,7 +13,7 @@ import yaml
 from data.loaders import text_loader
 from model.checkpoint import load_checkpoint, load_tokenizer_for
 from model.losses import pairwise_agreement
-from model.ranker import AGREEMENT
+from model.metrics import AGREEMENT
 from search.cli import main
 from search.config import load_config
 from search.predict import score_texts

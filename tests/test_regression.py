@@ -71,8 +71,9 @@ def test_pearson_on_pair_votes_is_rejected_before_anything_runs(tmp_path):
 
     with pytest.raises(ConfigError, match="search.metric: val/pearson correlates predicted with true scores"):
         parse_config({"search": {"metric": "val/pearson"}}, "c.yaml")
+    assert parse_config({"search": {"metric": "val/loss"}}, "c.yaml").search.mode == "min"  # derived from the metric
     with pytest.raises(ConfigError, match="search.mode: val/loss is better when lower, so mode must be 'min'"):
-        parse_config({"search": {"metric": "val/loss"}}, "c.yaml")
+        parse_config({"search": {"metric": "val/loss", "mode": "max"}}, "c.yaml")
 
 
 @pytest.mark.slow

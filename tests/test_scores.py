@@ -138,7 +138,7 @@ def test_pearson_and_spearman_match_scipy():
 
 @pytest.mark.parametrize("loss", ["margin", "mse"])
 def test_training_on_scored_ruddit_logs_pearson_and_spearman(tiny_backbone, loss):
-    from model.ranker import AGREEMENT, PEARSON, SPEARMAN, VAL_LOSS
+    from model.metrics import AGREEMENT, PEARSON, SPEARMAN, VAL_LOSS
     from model.train import fit
 
     cfg = parse_config({

@@ -16,7 +16,7 @@ import yaml
 from data.loaders import text_loader
 from model.checkpoint import load_checkpoint
 from model.losses import pairwise_agreement
-from model.ranker import AGREEMENT, VAL_LOSS
+from model.metrics import AGREEMENT, VAL_LOSS
 from search.config import load_config
 from search.prepare import load_split
 

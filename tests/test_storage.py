@@ -90,7 +90,8 @@ def test_run_files_of_a_run_on_s3_go_through_storage(s3_server, tmp_path, monkey
     import numpy as np
 
     from data import FoldSplit, PairVotes
-    from search.baseline import read_baseline, write_baseline
+    from search.baseline import write_baseline
+    from search.layout import read_baseline
     from search.tracking import default_mlflow_uri
 
     monkeypatch.setenv("PAIRTUNE_CACHE", str(tmp_path / "cache"))

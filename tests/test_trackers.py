@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from model.ranker import AGREEMENT
+from model.metrics import AGREEMENT
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,8 @@ from types import SimpleNamespace
 import pytest
 
 from search.config import ConfigError, parse_config
-from search.tuner import fresh_run, preflight, run_dir, trial_name
+from search.layout import run_dir
+from search.tuner import fresh_run, preflight, trial_name
 
 
 def test_rerun_with_the_same_name_gets_its_own_directory(tmp_path):

@@ -1,0 +1,15 @@
+"""Metric names and modes, shared by logging, Tune reporting, ASHA, Optuna, export and the tests.
+
+No torch here: validating a config and reading a finished run import this module, not the model.
+"""
+
+AGREEMENT = "val/agreement"
+VAL_LOSS = "val/loss"
+TRAIN_LOSS = "train/loss"
+# Logged as well when the pairs were derived from scored texts (data.format scores or labels).
+PEARSON = "val/pearson"
+SPEARMAN = "val/spearman"
+# Every metric a search may optimise, and whether higher is better.
+METRIC_MODES = {AGREEMENT: "max", PEARSON: "max", SPEARMAN: "max", VAL_LOSS: "min"}
+# Metrics that need the true scores of the validation texts (data.format scores or labels).
+SCORED_METRICS = (PEARSON, SPEARMAN)

@@ -1,0 +1,64 @@
+"""The layout of a run directory (storage_path/name), in one place, for the code that writes a run
+(tuner, trial, ddp, budget, baseline) and the code that reads it (status, export, report, predict).
+
+    RUN/
+      pairtune_config.yaml        CONFIG_FILE: the validated base config; claims the directory
+      pairtune_data.json          DATA_FILE: what the data preparation found
+      pairtune_baseline.json      BASELINE_FILE: the TF-IDF + ridge floor (search.baseline)
+      pairtune_stops.jsonl        STOPS_FILE: one line per trial ASHA stopped early
+      pairtune_end.json           END_FILE: which budget ended the search (search/budget.py)
+      experiment_state-*.json     Ray Tune's experiment state
+      TRIAL_ID/result.json        one line per reported result; EPOCH is ASHA's time attribute
+      TRIAL_ID/checkpoint_*/      the best validation (model.pt ...), ranked by CHECKPOINT_SCORE,
+                                  and RESUME_FILE while the trial may continue
+      export/                     EXPORT_DIR: BEST_YAML, LEADERBOARD, SUMMARY (`pairtune export`)
+
+Imports no Ray, torch or Lightning: reading a finished run must not pay for them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from search import storage
+
+CONFIG_FILE = "pairtune_config.yaml"  # the validated base config, written into the run directory
+DATA_FILE = "pairtune_data.json"  # what the data preparation found
+BASELINE_FILE = "pairtune_baseline.json"
+STOPS_FILE = "pairtune_stops.jsonl"  # one line per trial the scheduler stopped early
+END_FILE = "pairtune_end.json"
+EXPORT_DIR = "export"
+BEST_YAML = "best.yaml"
+LEADERBOARD = "leaderboard.csv"
+SUMMARY = "summary.json"
+
+EPOCH = "epoch"  # ASHA's time attribute: fractional epochs, consistent at any reporting frequency
+CHECKPOINT_SCORE = "checkpoint_score"  # what Ray ranks a trial's checkpoints by, higher first
+RESUME_FILE = "resume.ckpt"  # Lightning checkpoint inside a trial checkpoint, for retries and resume
+SYNC_PERIOD_S = 30  # tune.SyncConfig(sync_period=...) of every search: how stale a remote status can be
+
+
+def run_dir(cfg) -> Path | str:
+    """storage_path/name of a PairtuneConfig: a resolved Path for local storage, a URI string for
+    s3:// / gs:// / file://."""
+    return storage.join(storage.location(cfg.search.storage_path), cfg.search.name)
+
+
+def is_run_dir(path: Path) -> bool:
+    """A local directory that holds a search run."""
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def ended_by(run) -> dict:
+    """Why a search ended, from its run directory or URI (see search/budget.py)."""
+    path = storage.join(storage.location(run), END_FILE)
+    if storage.exists(path):
+        return json.loads(storage.read_text(path))
+    return {"ended_by": None}
+
+
+def read_baseline(run: Path | str) -> dict | None:
+    """The baseline a search fitted before it started (search/baseline.py), or None."""
+    path = storage.join(run, BASELINE_FILE)
+    return json.loads(storage.read_text(path)) if storage.exists(path) else None
