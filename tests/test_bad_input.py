@@ -138,7 +138,8 @@ def test_inputs_that_are_accepted(tmp_path, capsys, csv, expected):
 
 
 def test_every_problem_is_reported_together(tmp_path, capsys):
-    """Three bad rows and a bad key: four lines, one each, in one run (no fix-one-rerun loop)."""
+    """Three bad rows (the last empty on both sides) and a bad key: a line for each problem, all in one
+    run (no fix-one-and-rerun loop)."""
     bad_rows = GOOD + ",empty on the left\nempty on the right,   \n,\n"
     spec = dict(csv=bad_rows, config={"train": {"epoch": 3}}, raw=None, csv_bytes=None, set_=[])
     code, out = run_check(tmp_path, capsys, spec)
