@@ -36,9 +36,9 @@ def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_the_trial_naming_its_node(
     from model.precision import PrecisionError
     from search.trial import placement
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=1, num_gpus=1, include_dashboard=False)
+    if ray.is_initialized():  # an earlier test's local Ray (no GPUs): this test needs one declaring a GPU
+        ray.shutdown()
+    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False)
     try:
         @ray.remote(num_gpus=1, num_cpus=0)
         def where(precision):
@@ -47,14 +47,13 @@ def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_the_trial_naming_its_node(
             except PrecisionError as e:
                 return str(e)
 
-        message = ray.get(where.remote("16-mixed"))
+        message = ray.get(where.remote("16-mixed"), timeout=300)
         assert isinstance(message, str) and "16-mixed needs a CUDA GPU" in message
         assert ray.util.get_node_ip_address() in message and "GPU 0" in message and "auto" in message
-        fallback = ray.get(where.remote("auto"))
+        fallback = ray.get(where.remote("auto"), timeout=300)
         assert fallback["device"] == "cpu" and fallback["precision"] == "32-true"
     finally:
-        if started:
-            ray.shutdown()
+        ray.shutdown()
 
 
 def race(fn, n=8):
