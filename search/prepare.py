@@ -131,13 +131,21 @@ def load_pair_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
     if len(votes.texts) < 2 * d.folds:
         raise DataError(f"{too_few}; lower data.folds or add votes")
     tokens = tokenise(cfg, votes.texts)
+    return votes, pair_fold(cfg, votes, tokens), tokens
+
+
+def pair_fold(cfg: PairtuneConfig, votes: PairVotes, tokens: dict) -> FoldSplit:
+    """cfg's leak-free fold of pair votes (texts the model sees identically share a fold), capped at
+    data.max_train_votes; the one rule for the search, `pairtune train --folds` and the baseline."""
+    d = cfg.data
+    too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
     try:
         split = make_fold(votes, d.folds, d.fold, d.split_seed, d.split, groups=same_input(cfg, tokens))
     except ValueError as e:
         raise DataError(f"{too_few}: {e}") from None
     if len(split.val_votes) == 0 or len(split.train_votes) == 0:
         raise DataError(f"{too_few} ({split.describe()}); lower data.folds or add votes")
-    return votes, cap_train_votes(split, d.max_train_votes, d.split_seed), tokens
+    return cap_train_votes(split, d.max_train_votes, d.split_seed)
 
 
 def load_scored_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:

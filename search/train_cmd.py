@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError, FoldSplit, make_fold
+from data import FoldSplit
 from data.folds import cap_train_votes
 from model.backbone import load_tokenizer
 from model.checkpoint import ENSEMBLE as ENSEMBLE_FILE
@@ -28,7 +28,7 @@ from model.precision import resolve_precision
 from model.metrics import AGREEMENT
 from model.train import fit, set_threads
 from search.config import ConfigError, PairtuneConfig, with_params
-from search.prepare import PreparedData, load_split, prepare_data
+from search.prepare import PreparedData, load_split, pair_fold, prepare_data
 from search.space import searched_dimensions
 from search.tuner import preflight
 
@@ -62,10 +62,7 @@ def _fold_data(prepared: PreparedData, cfg: PairtuneConfig) -> PreparedData:
         return dataclasses.replace(prepared, votes=votes, split=split)
     if d.fold == prepared.split.fold:
         return prepared
-    split = make_fold(prepared.votes, d.folds, d.fold, d.split_seed, d.split)
-    if len(split.val_votes) == 0 or len(split.train_votes) == 0:
-        raise DataError(f"{prepared.votes.source}: fold {d.fold} is empty ({split.describe()}); lower data.folds or add votes")
-    return dataclasses.replace(prepared, split=cap_train_votes(split, d.max_train_votes, d.split_seed))
+    return dataclasses.replace(prepared, split=pair_fold(cfg, prepared.votes, prepared.tokens))
 
 
 def _train_fold(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, tokenizer) -> dict:

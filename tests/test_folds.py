@@ -99,3 +99,10 @@ def test_texts_the_model_sees_identically_share_a_fold(tmp_path, tiny_backbone, 
     val = {seen(i) for i in texts_of(votes, split.val_votes)}
     assert not train & val
     assert prepared.summary()["texts_merged_same_input"] >= 40 + 39  # 40 case twins, 40 prefixes in one group
+    if fmt == "pairs":  # `pairtune train --folds` splits its other folds by the same rule
+        from search.config import with_params
+        from search.prepare import load_split
+        from search.train_cmd import _fold_data
+
+        other = with_params(cfg, {"data.fold": 2})
+        assert np.array_equal(_fold_data(prepared, other).split.val_votes, load_split(other)[1].val_votes)
