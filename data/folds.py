@@ -51,10 +51,14 @@ class FoldSplit:
         )
 
 
-def same_input_groups(keys_per_view: list[list[bytes]]) -> tuple[np.ndarray, int]:
+def merged_texts(groups: np.ndarray | None) -> int:
+    """How many texts a grouping (same_input_groups) merged into another text's group: N - G."""
+    return 0 if groups is None else len(groups) - (int(groups.max(initial=-1)) + 1)
+
+
+def same_input_groups(keys_per_view: list[list[bytes]]) -> np.ndarray:
     """Group label (0..G-1) of each text: texts that any view (tokenizer, lowercasing, truncation)
-    turns into the same model input share a group, so they always land in the same fold. Also the
-    number of texts merged into another's group (N - G)."""
+    turns into the same model input share a group, so they always land in the same fold."""
     n = len(keys_per_view[0]) if keys_per_view else 0
     a, b = [], []
     for keys in keys_per_view:
@@ -65,7 +69,7 @@ def same_input_groups(keys_per_view: list[list[bytes]]) -> tuple[np.ndarray, int
                 a.append(j)
                 b.append(i)
     groups = connected_components(n, np.array(a, dtype=np.int64), np.array(b, dtype=np.int64))
-    return groups, n - (int(groups.max()) + 1 if n else 0)
+    return groups
 
 
 def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -139,7 +143,7 @@ def assign_folds(votes: PairVotes, k: int, seed: int, method: str = "auto", pass
     texts of a group together: the split is made over groups, each one a node of the vote graph."""
     if method not in SPLIT_METHODS:
         raise ValueError(f"unknown split method {method!r}; expected one of {SPLIT_METHODS}")
-    if groups is not None and groups.max(initial=-1) + 1 < len(votes.texts):
+    if merged_texts(groups):
         merged = dataclasses.replace(votes, texts=[""] * (int(groups.max()) + 1), less=groups[votes.less], more=groups[votes.more])
         group_fold, used = assign_folds(merged, k, seed, method, passes)
         return group_fold[groups], used
@@ -176,7 +180,6 @@ def make_fold(votes: PairVotes, k: int, fold: int, seed: int, method: str = "aut
     in_val_more = text_fold[votes.more] == fold
     val = np.flatnonzero(in_val_less & in_val_more)
     train = np.flatnonzero(~in_val_less & ~in_val_more)
-    merged = 0 if groups is None else len(votes.texts) - (int(groups.max(initial=-1)) + 1)
-    split = FoldSplit(fold, k, used, train, val, votes.n_votes - len(train) - len(val), merged)
+    split = FoldSplit(fold, k, used, train, val, votes.n_votes - len(train) - len(val), merged_texts(groups))
     log.info("%s", split.describe())
     return split

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from data.config import DataConfig, template_fields
-from data.folds import FoldSplit, _folds_by_component, connected_components
+from data.folds import FoldSplit, _folds_by_component, connected_components, merged_texts
 from data.pairs import (
     DataError,
     PairVotes,
@@ -141,7 +141,7 @@ def text_folds(data: ScoredTexts, k: int, seed: int, same: np.ndarray | None = N
     (data.folds.same_input_groups) also keeps texts the model sees identically in one fold."""
     rng = np.random.default_rng(seed)
     n = len(data.texts)
-    merging = same is not None and int(same.max(initial=-1)) + 1 < n
+    merging = merged_texts(same) > 0
     if data.groups is None and not merging:
         return rng.permutation(np.arange(n) % k), "texts"
     codes = same if data.groups is None else pd.factorize(data.groups)[0]
@@ -199,7 +199,7 @@ def scored_split(data: ScoredTexts, cfg: DataConfig, same: np.ndarray | None = N
     )
     split = FoldSplit(
         cfg.fold, cfg.folds, method, train_votes=np.arange(len(tl)), val_votes=np.arange(len(tl), len(tl) + len(vl)),
-        dropped_votes=0, merged_texts=0 if same is None else len(data.texts) - (int(same.max(initial=-1)) + 1),
+        dropped_votes=0, merged_texts=merged_texts(same),
     )
     log.info("%s: %d texts, %s split; derived %d training and %d validation pairs", data.source, len(data.texts),
              method, len(tl), len(vl))

@@ -107,7 +107,7 @@ def same_input(cfg: PairtuneConfig, tokens: dict) -> np.ndarray:
     """Group of each text: texts that some trial's model would see as the same input (same ids after
     lowercasing and truncation at the shortest max_length) must share a fold."""
     shortest = int(min(possible_values(cfg, "data.max_length")))
-    return same_input_groups([seen_keys(t, shortest) for t in tokens.values()])[0]
+    return same_input_groups([seen_keys(t, shortest) for t in tokens.values()])
 
 
 def _split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
