@@ -6,7 +6,7 @@ Real texts: the first N rows of ../shared/data/comments_to_score.csv (Jigsaw's t
 MiniLM backbone with a fresh scoring head, max_length 128, fp32 on CPU, under torch.inference_mode.
 Both sides tokenise once (not timed) and score the same texts with the same model; the baseline pads
 each batch of consecutive rows to its longest text, pairtune sorts texts by length first (as
-search/predict.py does through data.loaders.text_loader). Runs alternate A B A B; medians printed,
+search/recipes/predict.py does through data.loaders.text_loader). Runs alternate A B A B; medians printed,
 and the two sides' scores are checked to agree.
 """
 

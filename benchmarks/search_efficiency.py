@@ -114,7 +114,7 @@ def analytic_trial(config: dict, noise_seed: int = 0) -> None:
 
 
 def base_config(storage: str, name: str, seed: int, budget_epochs: float, **search):
-    from search.config import parse_config
+    from search.config.parse import parse_config
 
     raw = {
         "data": {"pairs": "demo"},
@@ -148,9 +148,9 @@ def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
     from ray.tune.search.optuna import OptunaSearch
 
     from model.metrics import AGREEMENT, METRIC_MODES
-    from search.space import searched_dimensions
-    from search.layout import EPOCH, run_dir
-    from search.tuner import make_scheduler, make_searcher, make_stopper
+    from search.config.space import searched_dimensions
+    from search.runs.layout import EPOCH, run_dir
+    from search.tune.tuner import make_scheduler, make_searcher, make_stopper
 
     budget = float(budget_trials * EPOCHS)
     search = dict(STRATEGIES[key][1])
@@ -233,7 +233,7 @@ def run_all(keys, seeds, args, runs) -> None:
     import ray
 
     from model.metrics import AGREEMENT
-    from search.layout import EPOCH
+    from search.runs.layout import EPOCH
 
     assert (METRIC, TIME_ATTR) == (AGREEMENT, EPOCH)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

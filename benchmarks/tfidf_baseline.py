@@ -1,6 +1,6 @@
 """TF-IDF + ridge floor on the same leak-free fold a search uses (same as `pairtune baseline`).
 
-The logic lives in search/baseline.py. Usage:
+The logic lives in search/tune/baseline.py. Usage:
 
     python benchmarks/tfidf_baseline.py CONFIG [--set key=value ...]
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from search.baseline import baseline_for_config
-from search.config import load_config
+from search.tune.baseline import baseline_for_config
+from search.config.parse import load_config
 
 
 def main() -> None:

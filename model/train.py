@@ -50,7 +50,7 @@ class ValidationResult:
 @dataclass
 class Distributed:
     """A process of a data-parallel run: its rank among `world`, and the Lightning strategy and
-    plugins that join the process group (built by search/ddp.py, so this module needs no Ray)."""
+    plugins that join the process group (built by search/tune/ddp.py, so this module needs no Ray)."""
 
     rank: int
     world: int
@@ -171,7 +171,7 @@ def fit(
 
     started_at: time.perf_counter() when the run began (default: now), for the start-up time.
     resume_from: a Lightning checkpoint (see save_resume_state) to continue from.
-    distributed: this process's place in a data-parallel run (search/ddp.py): every process calls
+    distributed: this process's place in a data-parallel run (search/tune/ddp.py): every process calls
     fit; each trains on its share of every batch and scores its share of the validation texts.
     """
     started_at = time.perf_counter() if started_at is None else started_at

@@ -4,4 +4,4 @@ import time as _time
 
 LOADED_AT = _time.perf_counter()
 """When this package was first imported in this process. In a trial process that is just before
-search.trial imports torch, transformers and Lightning, so a trial can report its start-up with them."""
+search.tune.trial imports torch, transformers and Lightning, so a trial can report its start-up with them."""

@@ -137,7 +137,7 @@ def run_cli(capsys):
     process: returncode, stdout, stderr, and started_ray (Ray was not running before, and is now)."""
     import ray
 
-    from search.cli import main
+    from search.cli.main import main
 
     def run(*args):
         already = ray.is_initialized()  # by an earlier test in this process

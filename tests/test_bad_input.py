@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.cli import main
+from search.cli.main import main
 
 GOOD = "less_toxic,more_toxic\n" + "".join(f"text {i} is mild,text {i} is harsh {i % 7}\n" for i in range(60))
 # A denser graph so every fold gets votes: each text meets several others.

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from data import PairVotes, make_fold
-from search.baseline import tfidf_ridge, win_share
-from search.cli import main
+from search.tune.baseline import tfidf_ridge, win_share
+from search.cli.main import main
 
 
 def test_win_share_counts_each_texts_votes():
@@ -59,7 +59,7 @@ def test_baseline_reports_config_errors(tmp_path, capsys):
 
 @pytest.mark.parametrize("value", [True, False])
 def test_search_baseline_flag(value, tmp_path):
-    from search.config import parse_config
+    from search.config.parse import parse_config
 
     assert parse_config({"search": {"baseline": value}}).search.baseline is value
 

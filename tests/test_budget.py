@@ -1,5 +1,5 @@
-"""What Optuna is told about stopped trials (search/searcher.py), the budgets that end a search
-(search/budget.py), and a real search ended by its target."""
+"""What Optuna is told about stopped trials (search/tune/searcher.py), the budgets that end a search
+(search/tune/budget.py), and a real search ended by its target."""
 
 import json
 import subprocess
@@ -11,11 +11,11 @@ import yaml
 from optuna.trial import TrialState
 
 from model.metrics import AGREEMENT
-from search.budget import SearchBudget
-from search.layout import END_FILE, ended_by
-from search.config import parse_config
-from search.searcher import rung_milestones
-from search.tuner import asha_milestones, make_searcher
+from search.tune.budget import SearchBudget
+from search.runs.layout import END_FILE, ended_by
+from search.config.parse import parse_config
+from search.tune.searcher import rung_milestones
+from search.tune.tuner import asha_milestones, make_searcher
 
 
 def config(**search):
@@ -138,7 +138,7 @@ def test_search_budget_time(tmp_path):
 
 
 def test_budget_keys_are_validated():
-    from search.config import ConfigError
+    from search.config.parse import ConfigError
 
     for bad in ({"target": 1.5}, {"epoch_budget": 0}, {"stopped_trials": "maybe"}):
         with pytest.raises(ConfigError) as e:

@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from search.cli import build_parser
+from search.cli.main import build_parser
 
 
 def subcommands() -> list[str]:
@@ -122,7 +122,7 @@ def test_printed_commands_quote_paths_with_spaces(tmp_path, capsys):
 
     import pandas as pd
 
-    from search.cli import _print_export
+    from search.cli.main import _print_export
 
     out_dir = tmp_path / "my runs" / "export"
     best = out_dir / "best.yaml"

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.config import load_config
-from search.status import snapshot
-from search.submit import entrypoint, follow, submit
+from search.config.parse import load_config
+from search.runs.status import snapshot
+from search.cli.submit import entrypoint, follow, submit
 
 pytestmark = pytest.mark.slow
 
@@ -211,7 +211,7 @@ def test_dashboard_showed_the_job_and_every_trial_by_name_while_running(job):
 
 
 def test_status_reads_the_leaderboard_from_storage(job, capsys):
-    from search.cli import main
+    from search.cli.main import main
 
     assert main(["status", str(job["run"])]) == 0
     out = capsys.readouterr().out
@@ -229,7 +229,7 @@ def test_plain_ray_job_submit_works_too(job):
 
 
 def test_config_outside_the_working_dir_is_refused_before_upload(tmp_path):
-    from search.config import ConfigError
+    from search.config.parse import ConfigError
 
     (tmp_path / "c.yaml").write_text("search: {name: x}\n")
     with pytest.raises(ConfigError, match="must be inside the working directory"):
@@ -255,8 +255,8 @@ def test_half_gpu_trials_spread_over_nodes_and_share_a_gpu(job, head):
 
 def test_export_and_status_read_the_run_from_s3(job, s3_server, tmp_path, capsys):
     """The run in an S3 bucket (an S3-compatible server on loopback), read back through pyarrow."""
-    from search import storage
-    from search.cli import main
+    from search.runs import storage
+    from search.cli.main import main
 
     run = "s3://pairtune-test/runs/job" + s3_server
     storage.upload(job["run"], run)
@@ -301,7 +301,7 @@ def ddp_job(head, job, tiny_backbone, ruddit_pairs, s3_server, tmp_path_factory)
 
 
 def test_gpus_per_trial_2_runs_each_trial_as_ddp_across_nodes_writing_to_s3(ddp_job, head):
-    from search import storage
+    from search.runs import storage
 
     assert ddp_job["status"] == "SUCCEEDED", ddp_job["logs"][-5000:]
     assert "search finished: 1 trials, 0 errored" in ddp_job["logs"]

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.config import ConfigError, load_config, parse_config, with_params
-from search.space import searched_dimensions
+from search.config.parse import ConfigError, load_config, parse_config, with_params
+from search.config.space import searched_dimensions
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "benchmarks").glob("*.yaml"))
@@ -133,7 +133,7 @@ def test_parse_config_defaults():
 def test_fixed_values_in_the_space_reach_every_trial_and_the_scheduler(tmp_path):
     """A plain value under search.space is fixed for the whole search: the sections, each trial's config
     (with_params), ASHA's max_t and the exported best config all see it, not the section's own value."""
-    from search.tuner import asha_milestones, make_scheduler
+    from search.tune.tuner import asha_milestones, make_scheduler
 
     raw = {
         "model": {"dropout": 0.1, "backbone": "minilm"},
@@ -162,7 +162,7 @@ def test_a_fixed_value_breaking_a_rule_is_reported_with_the_others(tmp_path):
 
 
 def test_set_values_that_are_not_yaml_or_missing_are_all_reported():
-    from search.config import parse_set
+    from search.config.parse import parse_set
 
     with pytest.raises(ConfigError) as err:
         parse_set(["train.lr=[1,2", "data.max_votes=", "train.margin= ", "train.epochs=3"])
@@ -175,7 +175,7 @@ def test_set_values_that_are_not_yaml_or_missing_are_all_reported():
 
 
 def test_a_directory_is_not_a_config_file(tmp_path):
-    from search.config import read_yaml
+    from search.config.parse import read_yaml
 
     with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, expected a YAML config file"):
         read_yaml(tmp_path)

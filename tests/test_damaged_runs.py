@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from search.config import parse_config
-from search.layout import CONFIG_FILE
+from search.config.parse import parse_config
+from search.runs.layout import CONFIG_FILE
 
 
 def write_unstarted_run(tmp_path):
@@ -31,7 +31,7 @@ def test_a_run_that_never_started_is_a_clear_error(command, tmp_path, run_cli):
 
 
 def test_jsonl_reader_keeps_the_complete_lines_and_names_the_damage(tmp_path):
-    from search.results import read_jsonl
+    from search.runs.results import read_jsonl
 
     path = tmp_path / "result.json"
     rows = [{"epoch": i, "val/agreement": 0.5 + i / 10} for i in range(1, 5)]
@@ -47,7 +47,7 @@ def test_jsonl_reader_keeps_the_complete_lines_and_names_the_damage(tmp_path):
 
 def test_a_file_cut_between_lines_is_caught_by_the_experiment_state(tmp_path):
     """A cut at a line end leaves valid JSON lines: the trial's last result in Ray's state says more."""
-    from search.results import trial_record
+    from search.runs.results import trial_record
 
     rows = [{"training_iteration": i, "epoch": i / 2, "val/agreement": 0.5 + i / 10} for i in range(1, 5)]
     (tmp_path / "t1").mkdir()
@@ -88,7 +88,7 @@ def finished_run(tmp_path_factory, tiny_backbone, ruddit_pairs):
 
 @pytest.mark.slow
 def test_a_cut_result_file_stops_export_report_and_resume_without_touching_the_export(finished_run, run_cli, capsys):
-    from search.cli import _finish
+    from search.cli.main import _finish
 
     run = finished_run
     export = run / "export"

@@ -22,8 +22,8 @@ from data.loaders import (
 )
 from data.pairs import read_pairs, subsample_votes
 from data.tokens import tokenize_texts
-from search.config import ConfigError, load_config, parse_config
-from search.ddp import workers_per_trial
+from search.config.parse import ConfigError, load_config, parse_config
+from search.tune.ddp import workers_per_trial
 
 
 def batches_of(n, batch_size, seed, lengths=None):
@@ -107,7 +107,7 @@ def ddp_search(tmp_path_factory, tiny_backbone, ruddit_pairs):
     """A real search on a local Ray: 2 trials, each a 2-process DDP run (1 CPU each), so only one fits
     on this 2-CPU machine at a time: a trial that left its placement group behind would starve the next.
     The first one fails; the second ends at ASHA's stop, and its Train run's directory, removed with
-    its placement group (search.ddp.release), must be gone."""
+    its placement group (search.tune.ddp.release), must be gone."""
     tmp = tmp_path_factory.mktemp("ddp")
     backbone = tmp / "tiny-no-dropout"  # no dropout anywhere, so one process can replay a DDP trial exactly
     shutil.copytree(tiny_backbone, backbone)
@@ -175,7 +175,7 @@ def test_ddp_trial_matches_one_process_training(ddp_search):
     best = load_config(run / "export" / "best.yaml")
     assert workers_per_trial(best.search) == 2  # the export keeps the search section as it was
     from model.train import fit, set_threads
-    from search.prepare import prepare_data
+    from search.tune.prepare import prepare_data
 
     set_threads(1)
     _, tracker = fit(best.model, best.train, prepare_data(best).fold_data(best), best.data.max_length)

@@ -73,8 +73,8 @@ def test_texts_the_model_sees_identically_share_a_fold(tmp_path, tiny_backbone, 
     their first max_length tokens, never sit on both sides of a fold; the merge is counted."""
     import pandas as pd
 
-    from search.config import parse_config
-    from search.prepare import prepare_data
+    from search.config.parse import parse_config
+    from search.tune.prepare import prepare_data
 
     rng = np.random.default_rng(0)
     words = ["harsh", "mild", "rude", "kind", "awful", "calm", "nasty", "gentle", "vile", "sweet"]
@@ -100,9 +100,9 @@ def test_texts_the_model_sees_identically_share_a_fold(tmp_path, tiny_backbone, 
     assert not train & val
     assert prepared.summary()["texts_merged_same_input"] >= 40 + 39  # 40 case twins, 40 prefixes in one group
     if fmt == "pairs":  # `pairtune train --folds` splits its other folds by the same rule
-        from search.config import with_params
-        from search.prepare import load_split
-        from search.train_cmd import _fold_data
+        from search.config.parse import with_params
+        from search.tune.prepare import load_split
+        from search.recipes.train import _fold_data
 
         other = with_params(cfg, {"data.fold": 2})
         assert np.array_equal(_fold_data(prepared, other).split.val_votes, load_split(other)[1].val_votes)

@@ -122,7 +122,7 @@ def test_the_checker_sees_a_rule_break_and_a_cycle():
 
 
 def test_status_help_imports_neither_torch_ray_nor_lightning():
-    code = ("import sys\nfrom search.cli import main\ntry:\n    main(['status', '--help'])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom search.cli.main import main\ntry:\n    main(['status', '--help'])\nexcept SystemExit:\n    pass\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})

@@ -7,9 +7,9 @@ import re
 import pytest
 import yaml
 
-from search.cli import main
-from search.config import load_config
-from search.lr_find import HIGH_FACTOR, LOW_FACTOR
+from search.cli.main import main
+from search.config.parse import load_config
+from search.recipes.lr_find import HIGH_FACTOR, LOW_FACTOR
 
 POINT_LRS = [1e-6, 1e-1]  # first points at both ends of the config's train.lr range
 
@@ -29,15 +29,15 @@ def config_path(tmp_path, tiny_backbone, ruddit_pairs):
 
 
 def test_lr_find_suggests_and_writes_a_narrowed_range(config_path, tmp_path, capsys, monkeypatch):
-    import search.lr_find
+    import search.recipes.lr_find
 
-    curves, find_lr = [], search.lr_find.find_lr
+    curves, find_lr = [], search.recipes.lr_find.find_lr
 
     def recording_find_lr(*args, **kwargs):  # the CLI prints the suggestion; the test also needs the curve
         curves.append(find_lr(*args, **kwargs))
         return curves[-1]
 
-    monkeypatch.setattr(search.lr_find, "find_lr", recording_find_lr)
+    monkeypatch.setattr(search.recipes.lr_find, "find_lr", recording_find_lr)
     out_path = tmp_path / "elsewhere" / "narrow.yaml"
     # max_lr far past divergence: the test must end cleanly, not fail on the exploding loss
     code = main(["lr-find", str(config_path), "--steps", "30", "--min-lr", "1e-6", "--max-lr", "1e3",
@@ -84,7 +84,7 @@ def test_a_diverged_range_test_step_ends_the_test_instead_of_failing(tiny_backbo
     import torch
 
     from model.config import ModelConfig, TrainConfig
-    from search.lr_find import _RangeTestRanker
+    from search.recipes.lr_find import _RangeTestRanker
 
     module = _RangeTestRanker(ModelConfig(backbone=tiny_backbone), TrainConfig(), total_steps=10)
     module._trainer = SimpleNamespace(should_stop=False, global_step=0)

@@ -8,8 +8,8 @@ import time
 import pytest
 from conftest import assert_continues_from_last_checkpoint
 
-from search.config import parse_config
-from search.tuner import run_search
+from search.config.parse import parse_config
+from search.tune.tuner import run_search
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_trial_survives_losing_its_node(tmp_path, tiny_backbone, ruddit_pairs):
     (other,) = [p for p in run.glob("*/result.json") if p.parent.name != killed["trial"]]  # never interrupted
     assert_continues_from_last_checkpoint(before, after, [r["step"] for r in results(other.parent)])
     assert after[-1]["final"] and after[-1]["epoch"] == 2
-    from search.export import export_run
+    from search.runs.export import export_run
 
     board = export_run(run).leaderboard
     assert len(board) == 2 and set(board.outcome) == {"finished"}

@@ -14,10 +14,10 @@ from data.loaders import text_loader
 from model.checkpoint import load_checkpoint, load_tokenizer_for
 from model.losses import pairwise_agreement
 from model.metrics import AGREEMENT
-from search.cli import main
-from search.config import load_config
-from search.predict import score_texts
-from search.prepare import prepare_data
+from search.cli.main import main
+from search.config.parse import load_config
+from search.recipes.predict import score_texts
+from search.tune.prepare import prepare_data
 
 FOLDS = 2
 
@@ -247,16 +247,16 @@ def test_ensemble_needs_its_ensemble_json(damage, ensemble_copy, texts_csv, tmp_
 @pytest.fixture
 def count_scoring(monkeypatch):
     """How many times predict started scoring a model."""
-    import search.predict
+    import search.recipes.predict
 
     calls = []
-    real = search.predict.score_texts
+    real = search.recipes.predict.score_texts
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search.predict, "score_texts", counted)
+    monkeypatch.setattr(search.recipes.predict, "score_texts", counted)
     return calls
 
 

@@ -67,7 +67,7 @@ def test_template_naming_a_missing_column_is_a_clear_error(tmp_path):
 
 
 def test_pearson_on_pair_votes_is_rejected_before_anything_runs(tmp_path):
-    from search.config import ConfigError, parse_config
+    from search.config.parse import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match="search.metric: val/pearson correlates predicted with true scores"):
         parse_config({"search": {"metric": "val/pearson"}}, "c.yaml")

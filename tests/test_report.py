@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.config import parse_config
-from search.report import best_so_far, param_importances, trial_curves
-from search.space import searched_dimensions
+from search.config.parse import parse_config
+from search.runs.report import best_so_far, param_importances, trial_curves
+from search.config.space import searched_dimensions
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

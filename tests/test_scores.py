@@ -13,8 +13,8 @@ from data.config import DataConfig
 from data.loaders import text_loader
 from data.scores import derive_pairs, read_scored, scored_split
 from model.losses import pearson, spearman
-from search.config import ConfigError, load_config, parse_config
-from search.prepare import load_split, prepare_data
+from search.config.parse import ConfigError, load_config, parse_config
+from search.tune.prepare import load_split, prepare_data
 
 JIGSAW_WEIGHTS = {"toxic": 1, "severe_toxic": 2, "obscene": 1, "threat": 1.5, "insult": 1, "identity_hate": 1.5}
 
@@ -191,8 +191,8 @@ def test_train_folds_all_on_scored_data_uses_each_folds_own_derived_pairs(tmp_pa
     """Every fold model validates on the pairs the search derives for that fold (texts split first)."""
     import json
 
-    from search.config import with_params
-    from search.train_cmd import train_config
+    from search.config.parse import with_params
+    from search.recipes.train import train_config
 
     raw = {"data": {"format": "scores", "pairs": str(shared("ruddit_scores.csv")), "score_column": "offensiveness_score",
                     "max_texts": 240, "folds": 3, "max_length": 32},

@@ -8,7 +8,7 @@ import torch
 from model.checkpoint import WEIGHTS, CheckpointError, load_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
 from model.ranker import PairwiseRanker
-from search.config import ConfigError, load_config, parse_config
+from search.config.parse import ConfigError, load_config, parse_config
 
 
 def test_yaml_tags_that_run_code_are_refused(tmp_path):
@@ -50,7 +50,7 @@ def test_local_ray_dashboard_is_loopback_only_and_needs_the_token():
 
     import ray
 
-    from search.tuner import start_ray
+    from search.tune.tuner import start_ray
 
     context = start_ray(None)  # what `pairtune search` starts on a single machine
     try:

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from search import storage
+from search.runs import storage
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import json
 import pyarrow.fs as pafs
 import pytest
 
-from search import storage
+from search.runs import storage
 
 
 def test_uris_keep_their_query_and_local_paths_stay_paths(tmp_path):
@@ -90,9 +90,9 @@ def test_run_files_of_a_run_on_s3_go_through_storage(s3_server, tmp_path, monkey
     import numpy as np
 
     from data import FoldSplit, PairVotes
-    from search.baseline import write_baseline
-    from search.layout import read_baseline
-    from search.tracking import default_mlflow_uri
+    from search.tune.baseline import write_baseline
+    from search.runs.layout import read_baseline
+    from search.tune.tracking import default_mlflow_uri
 
     monkeypatch.setenv("PAIRTUNE_CACHE", str(tmp_path / "cache"))
     run = storage.location("s3://pairtune-test/files/run" + s3_server)

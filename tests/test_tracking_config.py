@@ -2,8 +2,8 @@
 
 import pytest
 
-from search.config import ConfigError, parse_config
-from search.tracking import environment_problems
+from search.config.parse import ConfigError, parse_config
+from search.tune.tracking import environment_problems
 
 
 def problems(tracking):

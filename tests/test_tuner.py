@@ -2,9 +2,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from search.config import ConfigError, parse_config
-from search.layout import run_dir
-from search.tuner import fresh_run, preflight, trial_name
+from search.config.parse import ConfigError, parse_config
+from search.runs.layout import run_dir
+from search.tune.tuner import fresh_run, preflight, trial_name
 
 
 def test_rerun_with_the_same_name_gets_its_own_directory(tmp_path):
@@ -34,7 +34,7 @@ def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_the_trial_naming_its_node(
     import ray
 
     from model.precision import PrecisionError
-    from search.trial import placement
+    from search.tune.trial import placement
 
     if ray.is_initialized():  # an earlier test's local Ray (no GPUs): this test needs one declaring a GPU
         ray.shutdown()
@@ -78,7 +78,7 @@ def race(fn, n=8):
 def test_only_one_of_racing_claims_gets_a_run_directory(kind, tmp_path):
     """Local paths claim with O_EXCL; URIs (no O_EXCL on object stores) write a claim each and the
     earliest wins. file:// goes through the same pyarrow code as s3:// / gs://."""
-    from search import storage
+    from search.runs import storage
 
     run = tmp_path / "runs" / "q" if kind == "local" else f"file://{tmp_path}/runs/q"
     won = race(lambda: storage.claim(run, "pairtune_config.yaml", "mine\n"))

@@ -6,7 +6,7 @@
       pairtune_data.json          DATA_FILE: what the data preparation found
       pairtune_baseline.json      BASELINE_FILE: the TF-IDF + ridge floor (search.baseline)
       pairtune_stops.jsonl        STOPS_FILE: one line per trial ASHA stopped early
-      pairtune_end.json           END_FILE: which budget ended the search (search/budget.py)
+      pairtune_end.json           END_FILE: which budget ended the search (search/tune/budget.py)
       experiment_state-*.json     Ray Tune's experiment state
       TRIAL_ID/result.json        one line per reported result; EPOCH is ASHA's time attribute
       TRIAL_ID/checkpoint_*/      the best validation (model.pt ...), ranked by CHECKPOINT_SCORE,
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from search import storage
+from search.runs import storage
 
 CONFIG_FILE = "pairtune_config.yaml"  # the validated base config, written into the run directory
 DATA_FILE = "pairtune_data.json"  # what the data preparation found
@@ -51,7 +51,7 @@ def is_run_dir(path: Path) -> bool:
 
 
 def ended_by(run) -> dict:
-    """Why a search ended, from its run directory or URI (see search/budget.py)."""
+    """Why a search ended, from its run directory or URI (see search/tune/budget.py)."""
     path = storage.join(storage.location(run), END_FILE)
     if storage.exists(path):
         return json.loads(storage.read_text(path))
@@ -59,6 +59,6 @@ def ended_by(run) -> dict:
 
 
 def read_baseline(run: Path | str) -> dict | None:
-    """The baseline a search fitted before it started (search/baseline.py), or None."""
+    """The baseline a search fitted before it started (search/tune/baseline.py), or None."""
     path = storage.join(run, BASELINE_FILE)
     return json.loads(storage.read_text(path)) if storage.exists(path) else None

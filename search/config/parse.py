@@ -23,10 +23,10 @@ import yaml
 from data.config import DataConfig
 from model.config import ModelConfig, TrainConfig
 from model.metrics import METRIC_MODES, SCORED_METRICS
-from search import storage
-from search.layout import BEST_YAML, CONFIG_FILE, EXPORT_DIR
-from search.schema import coerce, field_types
-from search.space import apply_fixed_values, possible_values, space_problems
+from search.runs import storage
+from search.runs.layout import BEST_YAML, CONFIG_FILE, EXPORT_DIR
+from search.config.schema import coerce, field_types
+from search.config.space import apply_fixed_values, possible_values, space_problems
 
 
 @dataclass
@@ -49,7 +49,7 @@ class SearchConfig:
     """CPUs each trial reserves; also its torch thread count."""
     gpus_per_trial: float = 0.0
     """GPUs each trial reserves: 0, a fraction (0.5 packs two trials on a GPU), 1, or a whole N > 1:
-    then each trial is a Ray Train data-parallel (DDP) run over N GPUs, one worker each (search/ddp.py)."""
+    then each trial is a Ray Train data-parallel (DDP) run over N GPUs, one worker each (search/tune/ddp.py)."""
     workers_per_trial: int | None = None
     """Data-parallel processes per trial; null = one per GPU when gpus_per_trial > 1, else 1. Set it
     with gpus_per_trial 0 for DDP over CPU processes (gloo), each with cpus_per_trial / N CPUs."""
@@ -79,7 +79,7 @@ class SearchConfig:
     baseline: bool = True
     """Fit the TF-IDF + ridge baseline on the fold before the search (seconds) and show it in the summary."""
     tracking: dict = field(default_factory=dict)
-    """Trackers besides TensorBoard (always on): {wandb: {project: ...}, mlflow: {}}; see search/tracking.py."""
+    """Trackers besides TensorBoard (always on): {wandb: {project: ...}, mlflow: {}}; see search/tune/tracking.py."""
     space: dict = field(default_factory=dict)
     """Searched keys: `section.key: {loguniform|uniform|int|choice: ...}` or a fixed value."""
     points_to_evaluate: list = field(default_factory=list)
@@ -124,7 +124,7 @@ class SearchConfig:
             out.append(("max_failures", f"must not be negative, got {self.max_failures}"))
         if self.n_startup_trials < 0:
             out.append(("n_startup_trials", f"must not be negative, got {self.n_startup_trials}"))
-        from search.tracking import tracking_problems
+        from search.tune.tracking import tracking_problems
 
         out += tracking_problems(self.tracking)
         return out
@@ -313,7 +313,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pairtun
 
 
 def load_run_config(run: Path | str) -> PairtuneConfig:
-    """The base config a run directory (or URI) keeps (search/layout.py), validated again."""
+    """The base config a run directory (or URI) keeps (search/runs/layout.py), validated again."""
     path = storage.join(run, CONFIG_FILE)
     if not storage.exists(path):
         raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])

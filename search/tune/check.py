@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from search.cluster import cluster_address
-from search.config import PairtuneConfig
-from search.ddp import workers_per_trial
-from search.prepare import PreparedData, prepare_data
-from search.space import fixed_values, searched_dimensions
-from search.layout import run_dir
-from search.tuner import preflight
+from search.tune.cluster import cluster_address
+from search.config.parse import PairtuneConfig
+from search.tune.ddp import workers_per_trial
+from search.tune.prepare import PreparedData, prepare_data
+from search.config.space import fixed_values, searched_dimensions
+from search.runs.layout import run_dir
+from search.tune.tuner import preflight
 
 
 def check(cfg: PairtuneConfig, address: str | None = None) -> PreparedData:

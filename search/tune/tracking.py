@@ -27,7 +27,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from search import storage
+from search.runs import storage
 
 WANDB_KEYS = {"project": str, "group": str, "entity": str, "mode": str}
 WANDB_MODES = ("online", "offline", "disabled")

@@ -16,7 +16,7 @@ shows what it could read and the problems.
 The trials themselves (id, sampled config, status, last result, directory, error file) are read from
 the newest experiment_state-*.json as plain JSON, without Ray: Ray's own reader unpickles each trial,
 which imports Ray and, through the pickled trial-name function, torch and Lightning. Only `export`
-asks Ray, for the best checkpoint (search/export.py).
+asks Ray, for the best checkpoint (search/runs/export.py).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from search import storage
-from search.config import ConfigError
+from search.runs import storage
+from search.config.parse import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from model.metrics import AGREEMENT, METRIC_MODES
-from search import storage
-from search.config import ConfigError, PairtuneConfig, load_run_config, with_params
-from search.layout import (
+from search.runs import storage
+from search.config.parse import ConfigError, PairtuneConfig, load_run_config, with_params
+from search.runs.layout import (
     BEST_YAML,
     CHECKPOINT_SCORE,
     CONFIG_FILE,
@@ -27,7 +27,7 @@ from search.layout import (
     ended_by,
     read_baseline,
 )
-from search.results import read_jsonl, read_run, refuse_damaged
+from search.runs.results import read_jsonl, read_run, refuse_damaged
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[st
 
 
 def search_end(run: Path, base: PairtuneConfig, board: pd.DataFrame) -> dict:
-    """Which budget ended the search (search/budget.py), num_samples when every trial ran, or
+    """Which budget ended the search (search/tune/budget.py), num_samples when every trial ran, or
     interrupted when neither (e.g. the driver was stopped; `pairtune resume` continues it)."""
     end = ended_by(run)
     if end["ended_by"] is None:
@@ -111,7 +111,7 @@ def asha_stops(run: Path, shown=None) -> set[str]:
 
 
 def leaderboard(run: Path, base: PairtuneConfig, strict: bool = True, shown=None):
-    """A row per trial, best first, and the records it came from (search/results.py). With `strict`, a
+    """A row per trial, best first, and the records it came from (search/runs/results.py). With `strict`, a
     damaged trial record raises DamagedRun; without, its trial's row says "damaged" and what is wrong."""
     metric = base.search.metric
     records = read_run(run, metric, base.search.mode, shown)

@@ -12,7 +12,7 @@ import shlex
 import time
 from pathlib import Path
 
-from search.config import ConfigError, load_config
+from search.config.parse import ConfigError, load_config
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"  # where `ray dashboard cluster.yaml` forwards the head's dashboard
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")

@@ -18,10 +18,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from search.schema import coerce, field_types
+from search.config.schema import coerce, field_types
 
 if TYPE_CHECKING:
-    from search.config import PairtuneConfig
+    from search.config.parse import PairtuneConfig
 
 # The sections a search may vary (search.* itself is not searchable); each is a dataclass field of
 # PairtuneConfig, whose class is read from the config itself.

@@ -13,16 +13,18 @@ from pathlib import Path
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
 from model.metrics import AGREEMENT, VAL_LOSS
-from search import budget, ddp, storage
-from search.budget import SearchBudget
-from search.cluster import cluster_address, named_trainable
-from search.config import ConfigError, PairtuneConfig, load_run_config
-from search.interrupt import StopSignals
-from search.prepare import PreparedData, prepare_data
-from search.searcher import RungAwareOptunaSearch, rung_milestones
-from search.space import possible_values, searched_dimensions
-from search.tracking import environment_problems, tracking_callbacks
-from search.layout import (
+from search.tune import budget
+from search.tune import ddp
+from search.runs import storage
+from search.tune.budget import SearchBudget
+from search.tune.cluster import cluster_address, named_trainable
+from search.config.parse import ConfigError, PairtuneConfig, load_run_config
+from search.tune.interrupt import StopSignals
+from search.tune.prepare import PreparedData, prepare_data
+from search.tune.searcher import RungAwareOptunaSearch, rung_milestones
+from search.config.space import possible_values, searched_dimensions
+from search.tune.tracking import environment_problems, tracking_callbacks
+from search.runs.layout import (
     CHECKPOINT_SCORE,
     CONFIG_FILE,
     DATA_FILE,
@@ -33,7 +35,7 @@ from search.layout import (
     SYNC_PERIOD_S,
     run_dir,
 )
-from search.trial import run_trial
+from search.tune.trial import run_trial
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ def asha_milestones(cfg: PairtuneConfig) -> list[float]:
 
 def make_searcher(cfg: PairtuneConfig, **tpe_options):
     """Optuna's TPE (multivariate, seeded) or random sampler, told the truth about stopped trials
-    (search.stopped_trials, see search/searcher.py). `tpe_options` go to TPESampler (benchmarks)."""
+    (search.stopped_trials, see search/tune/searcher.py). `tpe_options` go to TPESampler (benchmarks)."""
     import optuna
 
     dims = searched_dimensions(cfg)
@@ -306,7 +308,7 @@ def start_ray(address: str | None):
 def resume_search(run: str | Path, address: str | None = None, signals: StopSignals | None = None):
     """Continue an interrupted search: finished trials stay as they are, unfinished and errored ones
     continue from their latest checkpoint, the searcher keeps its history. `signals.received` says
-    whether SIGINT / SIGTERM stopped it (search/interrupt.py)."""
+    whether SIGINT / SIGTERM stopped it (search/tune/interrupt.py)."""
     from ray import tune
 
     run = storage.location(run)
@@ -334,7 +336,7 @@ def run_search(cfg: PairtuneConfig, address: str | None = None, signals: StopSig
     directory = write_run_files(cfg, prepared)
     log.info("run directory: %s", directory)
     if cfg.search.baseline:  # the floor to beat, in seconds, before Ray starts
-        from search.baseline import write_baseline
+        from search.tune.baseline import write_baseline
 
         write_baseline(directory, prepared.votes, prepared.split)
     start_ray(address)

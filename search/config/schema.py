@@ -1,5 +1,5 @@
-"""Checking YAML values against the typed fields of the config sections (used by search/config.py
-and search/space.py alike). Imports nothing from the project."""
+"""Checking YAML values against the typed fields of the config sections (used by search/config/parse.py
+and search/config/space.py alike). Imports nothing from the project."""
 
 from __future__ import annotations
 

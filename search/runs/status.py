@@ -2,7 +2,7 @@
 
 Works from any machine that can read the run (a laptop with S3 credentials, the head node, a shared
 disk): it needs no connection to the Ray cluster. While a search runs, Ray syncs trial results and
-its experiment state to shared storage every `SYNC_PERIOD_S` seconds (search/layout.py); local runs are current.
+its experiment state to shared storage every `SYNC_PERIOD_S` seconds (search/runs/layout.py); local runs are current.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import time
 import pandas as pd
 
 from model.metrics import AGREEMENT
-from search import storage
-from search.config import ConfigError, load_run_config
-from search.layout import CONFIG_FILE
+from search.runs import storage
+from search.config.parse import ConfigError, load_run_config
+from search.runs.layout import CONFIG_FILE
 
 
 def snapshot(run) -> tuple[pd.DataFrame, str]:
     """The leaderboard (best first) and a one-line summary of where the search stands."""
-    from search.export import leaderboard, metric_column
+    from search.runs.export import leaderboard, metric_column
 
     run = storage.location(run)
     with storage.local_view(run) as local:

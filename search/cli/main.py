@@ -27,8 +27,8 @@ from pathlib import Path
 # would fold the lines of different trials into "[repeated Nx across cluster]".
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
-from search.config import ConfigError
-from search.interrupt import StopSignals
+from search.config.parse import ConfigError
+from search.tune.interrupt import StopSignals
 
 log = logging.getLogger("pairtune")
 
@@ -36,7 +36,7 @@ log = logging.getLogger("pairtune")
 # module this process never imported cannot have raised its error, so reading a run or printing
 # --help never imports torch to check (model.checkpoint and model.precision import it).
 USER_ERRORS = {
-    "search.config": "ConfigError",
+    "search.config.parse": "ConfigError",
     "data.pairs": "DataError",
     "model.backbone": "BackboneError",
     "model.precision": "PrecisionError",
@@ -56,8 +56,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check(args) -> int:
-    from search.check import check, describe
-    from search.config import load_config
+    from search.tune.check import check, describe
+    from search.config.parse import load_config
 
     cfg = load_config(args.config, args.overrides)
     print(describe(cfg, check(cfg, args.address)))
@@ -66,8 +66,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from search.config import load_config
-    from search.tuner import run_search
+    from search.config.parse import load_config
+    from search.tune.tuner import run_search
 
     if args.dry_run:
         return cmd_check(args)
@@ -77,7 +77,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from search.tuner import resume_search
+    from search.tune.tuner import resume_search
 
     signals = StopSignals()
     return _finish(*resume_search(args.run, address=args.address, signals=signals), stopped_by=signals.received)
@@ -96,8 +96,8 @@ def _interrupted(results, run, signum: int) -> int:
 
 
 def _finish(results, run, stopped_by: int | None = None) -> int:
-    from search.export import export_run
-    from search.results import DamagedRun
+    from search.runs.export import export_run
+    from search.runs.results import DamagedRun
 
     if stopped_by is not None:
         return _interrupted(results, run, stopped_by)
@@ -130,8 +130,8 @@ def _ended_line(summary: dict) -> str:
 
 
 def cmd_train(args) -> int:
-    from search.config import load_config
-    from search.train_cmd import parse_folds, train_config
+    from search.config.parse import load_config
+    from search.recipes.train import parse_folds, train_config
 
     cfg = load_config(args.config, args.overrides)
     result = train_config(cfg, args.out, folds=parse_folds(args.folds, cfg), full=args.full)
@@ -151,7 +151,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from search.predict import predict
+    from search.recipes.predict import predict
 
     r = predict(args.model, args.texts, args.out, args.id_column, args.text_column, args.batch_size,
                 progress=not args.no_progress)
@@ -162,8 +162,8 @@ def cmd_predict(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from search.baseline import DESCRIPTION, baseline_for_config
-    from search.config import load_config
+    from search.tune.baseline import DESCRIPTION, baseline_for_config
+    from search.config.parse import load_config
 
     cfg = load_config(args.config, args.overrides)
     r = baseline_for_config(cfg)
@@ -182,8 +182,8 @@ def add_baseline_parser(sub) -> None:
 
 
 def cmd_lr_find(args) -> int:
-    from search.config import load_config
-    from search.lr_find import find_lr, suggested_range, write_lr_range
+    from search.config.parse import load_config
+    from search.recipes.lr_find import find_lr, suggested_range, write_lr_range
 
     cfg = load_config(args.config, args.overrides)
     r = find_lr(cfg, args.min_lr, args.max_lr, args.steps, progress=not args.no_progress)
@@ -219,7 +219,7 @@ def add_lr_find_parser(sub) -> None:
 
 
 def _print_export(e) -> None:
-    from search import storage
+    from search.runs import storage
 
     cols = [c for c in e.leaderboard.columns if c not in ("error",)]
     print("\nleaderboard (best first):")
@@ -231,7 +231,7 @@ def _print_export(e) -> None:
     else:
         print(f"best agreement {e.best_agreement:.4f}")
     if e.baseline is not None:
-        from search.baseline import describe
+        from search.tune.baseline import describe
 
         print(describe(e.baseline, e.best_agreement))
     print(f"best config:     {e.best_yaml}")
@@ -244,14 +244,14 @@ def _print_export(e) -> None:
 
 
 def cmd_export(args) -> int:
-    from search.export import export_run
+    from search.runs.export import export_run
 
     _print_export(export_run(args.run, args.out))
     return 0
 
 
 def cmd_report(args) -> int:
-    from search.report import report_run
+    from search.runs.report import report_run
 
     report = report_run(args.run, args.out)
     for note in report.notes:
@@ -261,7 +261,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from search.submit import follow, submit
+    from search.cli.submit import follow, submit
 
     client, job_id = submit(args.config, args.overrides, args.address, args.working_dir, args.token_file)
     print(f"submitted job {job_id} to {client.get_address()}")
@@ -274,7 +274,7 @@ def cmd_submit(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from search.status import watch
+    from search.runs.status import watch
 
     watch(args.run, args.watch)
     return 0

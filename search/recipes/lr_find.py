@@ -23,7 +23,7 @@ import yaml
 from data.loaders import train_loader
 from model.precision import cuda_usable, resolve_precision
 from model.ranker import PairwiseRanker
-from search.config import (
+from search.config.parse import (
     ConfigError,
     PairtuneConfig,
     _resolve_paths,
@@ -31,8 +31,8 @@ from search.config import (
     read_yaml,
     with_params,
 )
-from search.prepare import prepare_data
-from search.tuner import preflight
+from search.tune.prepare import prepare_data
+from search.tune.tuner import preflight
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from model.checkpoint import FOLD_DIR, is_model_dir, save_checkpoint
 from model.precision import resolve_precision
 from model.metrics import AGREEMENT
 from model.train import fit, set_threads
-from search.config import ConfigError, PairtuneConfig, with_params
-from search.prepare import PreparedData, load_split, pair_fold, prepare_data
-from search.space import searched_dimensions
-from search.tuner import preflight
+from search.config.parse import ConfigError, PairtuneConfig, with_params
+from search.tune.prepare import PreparedData, load_split, pair_fold, prepare_data
+from search.config.space import searched_dimensions
+from search.tune.tuner import preflight
 
 log = logging.getLogger(__name__)
 

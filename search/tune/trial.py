@@ -16,9 +16,9 @@ from model.checkpoint import save_checkpoint
 from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.train import ValidationResult, fit, save_resume_state, set_threads
-from search.config import PairtuneConfig, with_params
-from search.layout import CHECKPOINT_SCORE, EPOCH, RESUME_FILE
-from search.prepare import PreparedData
+from search.config.parse import PairtuneConfig, with_params
+from search.runs.layout import CHECKPOINT_SCORE, EPOCH, RESUME_FILE
+from search.tune.prepare import PreparedData
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ import tempfile
 import threading
 import time
 
-from search import storage
-from search.config import PairtuneConfig, SearchConfig, with_params
-from search.layout import RESUME_FILE, run_dir
-from search.prepare import PreparedData
+from search.runs import storage
+from search.config.parse import PairtuneConfig, SearchConfig, with_params
+from search.runs.layout import RESUME_FILE, run_dir
+from search.tune.prepare import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ _running: dict[str, dict] = {}
 def release() -> None:
     """Free what this process's DDP trials hold: the Train run's placement group (its workers go with
     it) and its staging directory. Runs when the trial function ends and when Tune stops the trial
-    actor (search.cluster.named_trainable), since ASHA's STOP (also at max_t) kills the trial while
+    actor (search.tune.cluster.named_trainable), since ASHA's STOP (also at max_t) kills the trial while
     Train still holds its group; Ray Train's own cleaner may miss it (it needs the state API)."""
     from ray.util.placement_group import remove_placement_group
 
@@ -194,7 +194,7 @@ def _worker(config: dict) -> None:
     from ray.util import get_current_placement_group
 
     from model.train import Distributed, fit, set_threads
-    from search.trial import (
+    from search.tune.trial import (
         fill_checkpoint,
         placement,
         trial_metrics,

@@ -26,8 +26,8 @@ from data.loaders import FoldData
 from data.tokens import seen_keys
 from data.scores import read_scored, scored_split, subsample_texts
 from model.backbone import load_tokenizer
-from search.config import PairtuneConfig
-from search.space import possible_values
+from search.config.parse import PairtuneConfig
+from search.config.space import possible_values
 
 log = logging.getLogger(__name__)
 

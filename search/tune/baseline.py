@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search import storage
-from search.layout import BASELINE_FILE
+from search.runs import storage
+from search.runs.layout import BASELINE_FILE
 
 if TYPE_CHECKING:
     from data import FoldSplit, PairVotes
@@ -74,7 +74,7 @@ def tfidf_ridge(votes: PairVotes, split: FoldSplit, alpha: float = 1.0) -> dict:
 
 def baseline_for_config(cfg) -> dict:
     """The baseline on cfg's data and fold (data.max_votes and max_train_votes apply)."""
-    from search.prepare import load_split
+    from search.tune.prepare import load_split
 
     votes, split = load_split(cfg)
     return tfidf_ridge(votes, split)

@@ -28,7 +28,7 @@ def named_trainable(trainable):
             try:
                 super().cleanup()
             finally:  # a data-parallel trial's workers and placement group go with the trial
-                from search.ddp import release
+                from search.tune.ddp import release
 
                 release()
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search.config import ConfigError, PairtuneConfig, load_run_config
-from search.layout import EPOCH
-from search.space import Dimension, searched_dimensions
+from search.config.parse import ConfigError, PairtuneConfig, load_run_config
+from search.runs.layout import EPOCH
+from search.config.space import Dimension, searched_dimensions
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def _html_page(run: Path, cfg: PairtuneConfig, board: pd.DataFrame, sections: li
 
 def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
     """Write the plots and index.html of a run (default: RUN/report)."""
-    from search.export import leaderboard
+    from search.runs.export import leaderboard
 
     run = Path(run).expanduser().resolve()
     cfg = load_run_config(run)

@@ -23,8 +23,8 @@ import time
 
 from ray import tune
 
-from search import storage
-from search.layout import END_FILE
+from search.runs import storage
+from search.runs.layout import END_FILE
 
 
 class SearchBudget(tune.Stopper):

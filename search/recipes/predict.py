@@ -31,8 +31,8 @@ from data.loaders import text_loader
 from data.pairs import _read_frame
 from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, load_tokenizer_for, missing_files
 from model.precision import cuda_usable
-from search.config import ConfigError
-from search.layout import is_run_dir
+from search.config.parse import ConfigError
+from search.runs.layout import is_run_dir
 
 log = logging.getLogger(__name__)
 

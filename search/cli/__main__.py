@@ -1,0 +1,3 @@
+from search.cli.main import main
+
+raise SystemExit(main())
