@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--measure", default=None, metavar="RUN", help="only print the overhead of an existing run")
     args = ap.parse_args()
     if args.measure:
-        from search.config.parse import load_run_config
+        from search.runs.layout import load_run_config
 
         slots = load_run_config(args.measure).search.max_concurrent_trials
         print(json.dumps(overhead(Path(args.measure), slots)))
@@ -68,7 +68,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from tiny import make_tiny_backbone
 
-    from search.config.parse import load_run_config
+    from search.runs.layout import load_run_config
 
     backbone = make_tiny_backbone(Path(args.out) / "tiny-bert")
     rows = []

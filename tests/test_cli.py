@@ -102,7 +102,7 @@ def test_export_of_a_directory_that_is_not_a_run(tmp_path, run_cli):
     assert_user_error(out, "not a pairtune run directory")
 
 
-@pytest.mark.parametrize("command", ["check", "search", "train", "baseline", "lr-find"])
+@pytest.mark.parametrize("command", ["check", "search", "train", "baseline", "lr-find", "submit"])
 def test_a_run_directory_given_for_a_config(command, tmp_path, run_cli):
     run = tmp_path / "my run"
     run.mkdir()

@@ -176,9 +176,15 @@ def test_set_values_that_are_not_yaml_or_missing_are_all_reported():
 
 def test_a_directory_is_not_a_config_file(tmp_path):
     from search.config.parse import read_yaml
+    from search.runs.layout import not_a_config
 
     with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, expected a YAML config file"):
         read_yaml(tmp_path)
+    assert not_a_config(tmp_path) is None
     (tmp_path / "pairtune_config.yaml").write_text("search: {name: x}\n")
-    with pytest.raises(ConfigError, match=f"did you mean {tmp_path / 'export' / 'best.yaml'}\\?"):
-        read_yaml(tmp_path)
+    assert not_a_config(tmp_path).endswith(f"did you mean {tmp_path / 'export' / 'best.yaml'}?")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.pt").write_bytes(b"")
+    (model / "config.yaml").write_text("{}\n")
+    assert not_a_config(model) == f"{model}: is a model directory, not a config file; the config that trained it is {model / 'config.yaml'}"

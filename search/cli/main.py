@@ -56,8 +56,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check(args) -> int:
-    from search.tune.check import check, describe
     from search.config.parse import load_config
+    from search.tune.check import check, describe
 
     cfg = load_config(args.config, args.overrides)
     print(describe(cfg, check(cfg, args.address)))
@@ -162,8 +162,8 @@ def cmd_predict(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from search.tune.baseline import DESCRIPTION, baseline_for_config
     from search.config.parse import load_config
+    from search.tune.baseline import DESCRIPTION, baseline_for_config
 
     cfg = load_config(args.config, args.overrides)
     r = baseline_for_config(cfg)
@@ -383,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if getattr(args, "config", None) is not None:
+            _refuse_a_directory_for_a_config(args.config)
         return args.func(args)
     except Exception as e:
         if not is_user_error(e):
@@ -393,6 +395,15 @@ def main(argv: list[str] | None = None) -> int:
         signum = getattr(e, "signum", signal.SIGINT)
         print(f"\npairtune: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
+
+
+def _refuse_a_directory_for_a_config(path: str) -> None:
+    """A run or model directory named where a config file belongs: say which file was meant."""
+    from search.runs.layout import not_a_config
+
+    problem = not_a_config(Path(path))
+    if problem:
+        raise ConfigError([problem])
 
 
 def _print_errors(e: Exception) -> None:

@@ -23,8 +23,6 @@ import yaml
 from data.config import DataConfig
 from model.config import ModelConfig, TrainConfig
 from model.metrics import METRIC_MODES, SCORED_METRICS
-from search.runs import storage
-from search.runs.layout import BEST_YAML, CONFIG_FILE, EXPORT_DIR
 from search.config.schema import coerce, field_types
 from search.config.space import apply_fixed_values, possible_values, space_problems
 
@@ -124,7 +122,7 @@ class SearchConfig:
             out.append(("max_failures", f"must not be negative, got {self.max_failures}"))
         if self.n_startup_trials < 0:
             out.append(("n_startup_trials", f"must not be negative, got {self.n_startup_trials}"))
-        from search.tune.tracking import tracking_problems
+        from search.config.tracking import tracking_problems
 
         out += tracking_problems(self.tracking)
         return out
@@ -271,21 +269,12 @@ def _resolve_paths(raw: dict, base: Path) -> None:
             model["backbone"] = str((base / p).resolve())
 
 
-def _not_a_file(path: Path) -> str:
-    """What to say when a directory is given where a config file is expected."""
-    if (path / CONFIG_FILE).is_file():
-        return f"{path}: is a search run directory, not a config file; did you mean {path / EXPORT_DIR / BEST_YAML}?"
-    if (path / "model.pt").is_file() and (path / "config.yaml").is_file():
-        return f"{path}: is a model directory, not a config file; the config that trained it is {path / 'config.yaml'}"
-    return f"{path}: is a directory, expected a YAML config file (see configs/)"
-
-
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError([f"{path}: config file not found"])
     if path.is_dir():
-        raise ConfigError([_not_a_file(path)])
+        raise ConfigError([f"{path}: is a directory, expected a YAML config file (see configs/)"])
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
@@ -310,16 +299,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pairtun
         return parse_config(raw, source)
     except ConfigError as e:  # a bad key elsewhere must not hide bad rows: report the data's problems too
         raise ConfigError(e.problems + _data_problems(raw.get("data"))) from None
-
-
-def load_run_config(run: Path | str) -> PairtuneConfig:
-    """The base config a run directory (or URI) keeps (search/runs/layout.py), validated again."""
-    path = storage.join(run, CONFIG_FILE)
-    if not storage.exists(path):
-        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
-    if storage.is_uri(path):
-        return parse_config(yaml.safe_load(storage.read_text(path)), str(path))
-    return parse_config(read_yaml(path), str(path))
 
 
 def _data_problems(raw_data: Any) -> list[str]:

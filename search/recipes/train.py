@@ -24,12 +24,12 @@ from data.folds import cap_train_votes
 from model.backbone import load_tokenizer
 from model.checkpoint import ENSEMBLE as ENSEMBLE_FILE
 from model.checkpoint import FOLD_DIR, is_model_dir, save_checkpoint
-from model.precision import resolve_precision
 from model.metrics import AGREEMENT
+from model.precision import resolve_precision
 from model.train import fit, set_threads
 from search.config.parse import ConfigError, PairtuneConfig, with_params
-from search.tune.prepare import PreparedData, load_split, pair_fold, prepare_data
 from search.config.space import searched_dimensions
+from search.tune.prepare import PreparedData, load_split, pair_fold, prepare_data
 from search.tune.tuner import preflight
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from model.metrics import AGREEMENT, METRIC_MODES
+from search.config.parse import ConfigError, PairtuneConfig, with_params
 from search.runs import storage
-from search.config.parse import ConfigError, PairtuneConfig, load_run_config, with_params
 from search.runs.layout import (
     BEST_YAML,
     CHECKPOINT_SCORE,
@@ -25,6 +25,7 @@ from search.runs.layout import (
     STOPS_FILE,
     SUMMARY,
     ended_by,
+    load_run_config,
     read_baseline,
 )
 from search.runs.results import read_jsonl, read_run, refuse_damaged

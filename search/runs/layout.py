@@ -21,6 +21,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
+from search.config.parse import ConfigError, PairtuneConfig, parse_config, read_yaml
 from search.runs import storage
 
 CONFIG_FILE = "pairtune_config.yaml"  # the validated base config, written into the run directory
@@ -62,3 +65,22 @@ def read_baseline(run: Path | str) -> dict | None:
     """The baseline a search fitted before it started (search/tune/baseline.py), or None."""
     path = storage.join(run, BASELINE_FILE)
     return json.loads(storage.read_text(path)) if storage.exists(path) else None
+
+
+def load_run_config(run: Path | str) -> PairtuneConfig:
+    """The base config a run directory (or URI) keeps (CONFIG_FILE), validated again."""
+    path = storage.join(run, CONFIG_FILE)
+    if not storage.exists(path):
+        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    if storage.is_uri(path):
+        return parse_config(yaml.safe_load(storage.read_text(path)), str(path))
+    return parse_config(read_yaml(path), str(path))
+
+
+def not_a_config(path: Path) -> str | None:
+    """What to say when a run or model directory is given where a config file is expected."""
+    if (path / CONFIG_FILE).is_file():
+        return f"{path}: is a search run directory, not a config file; did you mean {path / EXPORT_DIR / BEST_YAML}?"
+    if (path / "model.pt").is_file() and (path / "config.yaml").is_file():
+        return f"{path}: is a model directory, not a config file; the config that trained it is {path / 'config.yaml'}"
+    return None

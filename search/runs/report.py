@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search.config.parse import ConfigError, PairtuneConfig, load_run_config
-from search.runs.layout import EPOCH
+from search.config.parse import ConfigError, PairtuneConfig
 from search.config.space import Dimension, searched_dimensions
+from search.runs.layout import EPOCH, load_run_config
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from search.runs import storage
 from search.config.parse import ConfigError
+from search.runs import storage
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import time
 import pandas as pd
 
 from model.metrics import AGREEMENT
+from search.config.parse import ConfigError
 from search.runs import storage
-from search.config.parse import ConfigError, load_run_config
-from search.runs.layout import CONFIG_FILE
+from search.runs.layout import CONFIG_FILE, load_run_config
 
 
 def snapshot(run) -> tuple[pd.DataFrame, str]:

@@ -26,8 +26,8 @@ import tempfile
 import threading
 import time
 
-from search.runs import storage
 from search.config.parse import PairtuneConfig, SearchConfig, with_params
+from search.runs import storage
 from search.runs.layout import RESUME_FILE, run_dir
 from search.tune.prepare import PreparedData
 

@@ -23,8 +23,8 @@ from data import (
 )
 from data.folds import cap_train_votes, same_input_groups
 from data.loaders import FoldData
-from data.tokens import seen_keys
 from data.scores import read_scored, scored_split, subsample_texts
+from data.tokens import seen_keys
 from model.backbone import load_tokenizer
 from search.config.parse import PairtuneConfig
 from search.config.space import possible_values

@@ -13,8 +13,8 @@ from ray import tune
 
 import search
 from model.checkpoint import save_checkpoint
-from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
+from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config.parse import PairtuneConfig, with_params
 from search.runs.layout import CHECKPOINT_SCORE, EPOCH, RESUME_FILE

@@ -13,17 +13,9 @@ from pathlib import Path
 from data import DataError
 from model.backbone import BackboneError, resolve_backbone
 from model.metrics import AGREEMENT, VAL_LOSS
-from search.tune import budget
-from search.tune import ddp
-from search.runs import storage
-from search.tune.budget import SearchBudget
-from search.tune.cluster import cluster_address, named_trainable
-from search.config.parse import ConfigError, PairtuneConfig, load_run_config
-from search.tune.interrupt import StopSignals
-from search.tune.prepare import PreparedData, prepare_data
-from search.tune.searcher import RungAwareOptunaSearch, rung_milestones
+from search.config.parse import ConfigError, PairtuneConfig
 from search.config.space import possible_values, searched_dimensions
-from search.tune.tracking import environment_problems, tracking_callbacks
+from search.runs import storage
 from search.runs.layout import (
     CHECKPOINT_SCORE,
     CONFIG_FILE,
@@ -33,8 +25,16 @@ from search.runs.layout import (
     RESUME_FILE,
     STOPS_FILE,
     SYNC_PERIOD_S,
+    load_run_config,
     run_dir,
 )
+from search.tune import budget, ddp
+from search.tune.budget import SearchBudget
+from search.tune.cluster import cluster_address, named_trainable
+from search.tune.interrupt import StopSignals
+from search.tune.prepare import PreparedData, prepare_data
+from search.tune.searcher import RungAwareOptunaSearch, rung_milestones
+from search.tune.tracking import environment_problems, tracking_callbacks
 from search.tune.trial import run_trial
 
 log = logging.getLogger(__name__)
