@@ -6,6 +6,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Literal
 
+
 @dataclass
 class DataConfig:
     pairs: str = "demo"

@@ -22,8 +22,8 @@ from data.loaders import (
 )
 from model.config import ModelConfig, TrainConfig
 from model.losses import POINTWISE_LOSSES
-from model.precision import cuda_usable, resolve_precision
 from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
+from model.precision import cuda_usable, resolve_precision
 from model.ranker import PairwiseRanker
 
 log = logging.getLogger(__name__)

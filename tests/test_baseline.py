@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from data import PairVotes, make_fold
-from search.tune.baseline import tfidf_ridge, win_share
+from model.baseline import tfidf_ridge, win_share
 from search.cli.main import main
 
 

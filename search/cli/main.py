@@ -162,8 +162,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_baseline(args) -> int:
+    from model.baseline import DESCRIPTION
     from search.config.parse import load_config
-    from search.tune.baseline import DESCRIPTION, baseline_for_config
+    from search.tune.baseline import baseline_for_config
 
     cfg = load_config(args.config, args.overrides)
     r = baseline_for_config(cfg)
@@ -231,7 +232,7 @@ def _print_export(e) -> None:
     else:
         print(f"best agreement {e.best_agreement:.4f}")
     if e.baseline is not None:
-        from search.tune.baseline import describe
+        from model.baseline import describe
 
         print(describe(e.baseline, e.best_agreement))
     print(f"best config:     {e.best_yaml}")

@@ -1,0 +1,12 @@
+"""A run directory: where it lives and what is in it, for the code that writes it and the code that reads it.
+
+    layout.py    file names (CONFIG_FILE, SUMMARY, ...), EPOCH, run_dir, load_run_config
+    storage.py   local paths and s3:// / gs:// URIs alike; claiming a run; checkpoint pruning
+    results.py   the one reader of trials' result.json records
+    export.py    best.yaml, leaderboard and summary of a finished (or running) search
+    status.py    `pairtune status`: the live leaderboard
+    report.py    `pairtune report`: curves, importances, ASHA's stops
+
+May import: config/, model/ (metric names), data/; never tune/, recipes/ or cli/. Reading a
+finished run imports neither torch, Ray nor Lightning (export's best checkpoint asks Ray lazily).
+"""
