@@ -178,7 +178,7 @@ def test_ddp_trial_matches_one_process_training(ddp_search):
     from search.tune.prepare import prepare_data
 
     set_threads(1)
-    _, tracker = fit(best.model, best.train, prepare_data(best).fold_data(best), best.data.max_length)
+    _, tracker = fit(best.model, best.train, prepare_data(best).fold_data(best.model.backbone, best.data.lowercase), best.data.max_length)
     one = {round(h.epoch, 2): h for h in tracker.history}
     assert len(one) >= len(rows) >= 2
     for r in rows:

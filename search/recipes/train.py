@@ -21,6 +21,7 @@ import torch
 
 from data import FoldSplit
 from data.folds import cap_train_votes
+from data.prepare import PreparedData
 from model.backbone import load_tokenizer
 from model.checkpoint import ENSEMBLE as ENSEMBLE_FILE
 from model.checkpoint import FOLD_DIR, is_model_dir, save_checkpoint
@@ -29,7 +30,7 @@ from model.precision import resolve_precision
 from model.train import fit, set_threads
 from search.config.parse import ConfigError, PairtuneConfig, with_params
 from search.config.space import searched_dimensions
-from search.tune.prepare import PreparedData, load_split, pair_fold, prepare_data
+from search.tune.prepare import load_split, pair_fold, prepare_data
 from search.tune.tuner import preflight
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def _train_fold(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, toke
             metrics = {**r.metrics, AGREEMENT: r.agreement, "epoch": r.epoch, "step": r.step, "fold": cfg.data.fold}
             save_checkpoint(out_dir, module, config, metrics, tokenizer)
 
-    _, tracker = fit(cfg.model, cfg.train, prepared.fold_data(cfg), cfg.data.max_length, on_result,
+    _, tracker = fit(cfg.model, cfg.train, prepared.fold_data(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, on_result,
                      root_dir=str(out_dir), progress=True, monitor=cfg.search.metric)
     best = [r for r in tracker.history if r.is_best][-1]
     return {"metric": cfg.search.metric, "fold": cfg.data.fold, "best_value": best.value,
@@ -91,7 +92,7 @@ def _train_full(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, toke
     prepared = dataclasses.replace(prepared, split=split)
     log.info("training on all %d votes with no validation: %d epochs (train.epochs), no early stopping; "
              "the model after the last epoch is saved", len(split.train_votes), cfg.train.epochs)
-    module, _ = fit(cfg.model, cfg.train, prepared.fold_data(cfg), cfg.data.max_length, root_dir=str(out_dir), progress=True)
+    module, _ = fit(cfg.model, cfg.train, prepared.fold_data(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, root_dir=str(out_dir), progress=True)
     metrics = {"trained_on": "all votes", "votes": len(split.train_votes), "epochs": cfg.train.epochs,
                "step": int(module.global_step)}
     save_checkpoint(out_dir, module, cfg.to_dict(), metrics, tokenizer)

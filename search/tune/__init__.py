@@ -3,7 +3,7 @@
     tuner.py      run_search / resume_search: preflight, the Tuner, what a finished search prints
     trial.py      the trainable of one trial: its config, data and model, reporting to Tune
     ddp.py        a trial as a data-parallel Ray Train run over several GPUs
-    prepare.py    read, split and tokenise the votes once per search (shared with trials)
+    prepare.py    a config's data preparation: the Encodings its space allows (data/prepare.py does it)
     searcher.py   what Optuna's TPE is told about trials ASHA stopped
     budget.py     the stoppers: time, target, epoch budget
     cluster.py    the Ray address, named trainables

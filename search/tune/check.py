@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from data.prepare import PreparedData
 from search.config.parse import PairtuneConfig
 from search.config.space import fixed_values, searched_dimensions
 from search.runs.layout import run_dir
 from search.tune.cluster import cluster_address
 from search.tune.ddp import workers_per_trial
-from search.tune.prepare import PreparedData, prepare_data
+from search.tune.prepare import prepare_data
 from search.tune.tuner import preflight
 
 

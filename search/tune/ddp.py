@@ -26,10 +26,10 @@ import tempfile
 import threading
 import time
 
+from data.prepare import PreparedData
 from search.config.parse import PairtuneConfig, SearchConfig, with_params
 from search.runs import storage
 from search.runs.layout import RESUME_FILE, run_dir
-from search.tune.prepare import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def _worker(config: dict) -> None:
         config["queue"].put({"group": get_current_placement_group()})
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     set_threads(cfg.search.cpus_per_trial / world)
-    data = config["prepared"].fold_data(trial_cfg)
+    data = config["prepared"].fold_data(trial_cfg.model.backbone, trial_cfg.data.lowercase)
     use_gpu = cfg.search.gpus_per_trial > 0
     where = worker_placement(placement(use_gpu, trial_cfg.train.precision))
     name, config_dict = config["trial_name"], trial_cfg.to_dict()

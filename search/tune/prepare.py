@@ -1,174 +1,33 @@
-"""Driver-side preparation, done once per search: read votes, split the fold, tokenise every text.
-
-The result travels to trials through the Ray object store (tune.with_parameters), so no trial reads
-the CSV or runs the tokenizer again.
-"""
+"""A config's data preparation (data/prepare.py): the Encodings its search space allows, and the
+config-shaped calls the search, its trials and the recipes make."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-
-import numpy as np
-
-from data import (
-    DataError,
-    FoldSplit,
-    PairVotes,
-    TokenizedTexts,
-    make_fold,
-    read_pairs,
-    subsample_votes,
-    tokenize_texts,
-)
-from data.folds import cap_train_votes, same_input_groups
-from data.loaders import FoldData
-from data.scores import read_scored, scored_split, subsample_texts
-from data.tokens import seen_keys
+from data import FoldSplit, PairVotes
+from data.prepare import Encodings, PreparedData
+from data.prepare import load_split as _load_split
+from data.prepare import pair_fold as _pair_fold
+from data.prepare import prepare_data as _prepare_data
 from model.backbone import load_tokenizer
 from search.config.parse import PairtuneConfig
 from search.config.space import possible_values
 
-log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class PreparedData:
-    votes: PairVotes
-    split: FoldSplit
-    tokens: dict[tuple[str, bool], TokenizedTexts]  # (backbone, lowercase) -> tokenised texts
-    format: str = "pairs"  # data.format: scored formats' votes are derived pairs
-
-    def fold_data(self, cfg: PairtuneConfig) -> FoldData:
-        tokens = self.tokens[(cfg.model.backbone, cfg.data.lowercase)]
-        train, val = self.split.train_votes, self.split.val_votes
-        v = self.votes
-        if v.scores is None:
-            return FoldData(tokens, v.less[train], v.more[train], v.less[val], v.more[val])
-        train_texts = np.flatnonzero(v.text_fold != self.split.fold)
-        return FoldData(tokens, v.less[train], v.more[train], v.less[val], v.more[val],
-                        scores=v.scores.astype(np.float32), train_texts=train_texts)
-
-    def summary(self) -> dict:
-        if self.votes.scores is not None:
-            fold = self.votes.text_fold
-            return {
-                "source": self.votes.source,
-                "format": self.format,
-                "votes": self.votes.n_votes,
-                "unique_texts": len(self.votes.texts),
-                "identical_rows_dropped": 0,
-                "fold": self.split.fold,
-                "folds": self.split.n_folds,
-                "split_method": self.split.method,
-                "train_texts": int((fold != self.split.fold).sum()),
-                "val_texts": int((fold == self.split.fold).sum()),
-                "train_votes": len(self.split.train_votes),
-                "val_votes": len(self.split.val_votes),
-                "votes_dropped_crossing_folds": 0,
-                "texts_merged_same_input": self.split.merged_texts,
-            }
-        return {
-            "source": self.votes.source,
-            "votes": self.votes.n_votes,
-            "unique_texts": len(self.votes.texts),
-            "identical_rows_dropped": self.votes.identical_dropped,
-            "fold": self.split.fold,
-            "folds": self.split.n_folds,
-            "split_method": self.split.method,
-            "train_votes": len(self.split.train_votes),
-            "val_votes": len(self.split.val_votes),
-            "votes_dropped_crossing_folds": self.split.dropped_votes,
-            "texts_merged_same_input": self.split.merged_texts,
-        }
-
-
-FEW_VALIDATION_VOTES = 200  # below this, agreement is uncertain by more than about +-0.07 (95%)
-
-
-def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
-    """Votes and the configured fold; DataError when the fold leaves nothing to train or validate."""
-    return _split(cfg)[:2]
-
-
-def tokenise(cfg: PairtuneConfig, texts: list[str]) -> dict[tuple[str, bool], TokenizedTexts]:
-    """Every text once per (backbone, lowercase) a trial can use, at the longest max_length any trial
-    can ask for; trials truncate further themselves."""
-    max_length = int(max(possible_values(cfg, "data.max_length")))
-    tokens = {}
-    for backbone in possible_values(cfg, "model.backbone"):
-        tokenizer = load_tokenizer(backbone)
-        for lowercase in possible_values(cfg, "data.lowercase"):
-            tokens[(backbone, lowercase)] = tokenize_texts(texts, tokenizer, max_length, lowercase)
-    return tokens
-
-
-def same_input(cfg: PairtuneConfig, tokens: dict) -> np.ndarray:
-    """Group of each text: texts that some trial's model would see as the same input (same ids after
-    lowercasing and truncation at the shortest max_length) must share a fold."""
-    shortest = int(min(possible_values(cfg, "data.max_length")))
-    return same_input_groups([seen_keys(t, shortest) for t in tokens.values()])
-
-
-def _split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
-    """Votes, the configured fold and the tokenised texts (which decide which texts must share a fold);
-    a warning when the fold validates on so few votes that its agreement says little."""
-    votes, split, tokens = (load_pair_split if cfg.data.format == "pairs" else load_scored_split)(cfg)
-    n = len(split.val_votes)
-    if n < FEW_VALIDATION_VOTES:
-        log.warning("fold %d has only %d validation votes (under %d): its agreement is uncertain by about +-%.2f (95%%); "
-                    "use more votes (data.max_votes, data.pairs) or fewer folds (data.folds)",
-                    split.fold, n, FEW_VALIDATION_VOTES, 1.96 * (0.25 / n) ** 0.5)
-    return votes, split, tokens
-
-
-def load_pair_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
-    """Pair votes: texts split into leak-free folds (data/folds.py)."""
-    d = cfg.data
-    votes = read_pairs(d.pairs, d.less_column, d.more_column)
-    votes = subsample_votes(votes, d.max_votes, d.split_seed)
-    too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
-    if len(votes.texts) < 2 * d.folds:
-        raise DataError(f"{too_few}; lower data.folds or add votes")
-    tokens = tokenise(cfg, votes.texts)
-    return votes, pair_fold(cfg, votes, tokens), tokens
-
-
-def pair_fold(cfg: PairtuneConfig, votes: PairVotes, tokens: dict) -> FoldSplit:
-    """cfg's leak-free fold of pair votes (texts the model sees identically share a fold), capped at
-    data.max_train_votes; the one rule for the search, `pairtune train --folds` and the baseline."""
-    d = cfg.data
-    too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
-    try:
-        split = make_fold(votes, d.folds, d.fold, d.split_seed, d.split, groups=same_input(cfg, tokens))
-    except ValueError as e:
-        raise DataError(f"{too_few}: {e}") from None
-    if len(split.val_votes) == 0 or len(split.train_votes) == 0:
-        raise DataError(f"{too_few} ({split.describe()}); lower data.folds or add votes")
-    return cap_train_votes(split, d.max_train_votes, d.split_seed)
-
-
-def load_scored_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit, dict]:
-    """Scored or labelled texts: texts split into folds first, then pairs derived inside each side."""
-    d = cfg.data
-    scored = subsample_texts(read_scored(d), d.max_texts, d.split_seed)
-    too_few = f"{scored.source}: cannot make {d.folds} folds from {len(scored.texts)} texts"
-    if len(scored.texts) < 2 * d.folds:
-        raise DataError(f"{too_few}; lower data.folds or add rows")
-    tokens = tokenise(cfg, list(scored.texts))
-    try:
-        votes, split = scored_split(scored, d, same_input(cfg, tokens))
-    except ValueError as e:
-        raise DataError(f"{too_few}: {e}") from None
-    for side, got in (("training", split.train_votes), ("validation", split.val_votes)):
-        if len(got) == 0:
-            raise DataError(f"{scored.source}: fold {d.fold} has no {side} pairs: its texts all share one score "
-                            "(or differ by no more than data.min_score_gap)")
-    return votes, cap_train_votes(split, d.max_train_votes, d.split_seed), tokens
+def encodings(cfg: PairtuneConfig) -> Encodings:
+    """Every tokenizer, lowercasing and max length a trial of cfg's search can use."""
+    return Encodings(tokenizers={b: load_tokenizer(b) for b in possible_values(cfg, "model.backbone")},
+                     lowercase=tuple(possible_values(cfg, "data.lowercase")),
+                     max_length=tuple(int(n) for n in possible_values(cfg, "data.max_length")))
 
 
 def prepare_data(cfg: PairtuneConfig) -> PreparedData:
-    votes, split, tokens = _split(cfg)
-    prepared = PreparedData(votes, split, tokens, cfg.data.format)
-    log.info("prepared %s", prepared.summary())
-    return prepared
+    return _prepare_data(cfg.data, encodings(cfg))
+
+
+def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
+    return _load_split(cfg.data, encodings(cfg))
+
+
+def pair_fold(cfg: PairtuneConfig, votes: PairVotes, tokens: dict) -> FoldSplit:
+    return _pair_fold(cfg.data, votes, tokens, encodings(cfg))
+

@@ -12,13 +12,13 @@ import ray
 from ray import tune
 
 import search
+from data.prepare import PreparedData
 from model.checkpoint import save_checkpoint
 from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config.parse import PairtuneConfig, with_params
 from search.runs.layout import CHECKPOINT_SCORE, EPOCH, RESUME_FILE
-from search.tune.prepare import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
     trial_cfg = with_params(cfg, params)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # Ray's trial table reports instead
     set_threads(cfg.search.cpus_per_trial)
-    data = prepared.fold_data(trial_cfg)
+    data = prepared.fold_data(trial_cfg.model.backbone, trial_cfg.data.lowercase)
     trial_dir = tune.get_context().get_trial_dir()
     use_gpu = cfg.search.gpus_per_trial > 0
     where = placement(use_gpu, trial_cfg.train.precision)

@@ -6,11 +6,11 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
 from data import DataError
+from data.prepare import PreparedData
 from model.backbone import BackboneError, resolve_backbone
 from model.metrics import AGREEMENT, VAL_LOSS
 from search.config.parse import ConfigError, PairtuneConfig
@@ -32,7 +32,7 @@ from search.tune import budget, ddp
 from search.tune.budget import SearchBudget
 from search.tune.cluster import cluster_address, named_trainable
 from search.tune.interrupt import StopSignals
-from search.tune.prepare import PreparedData, prepare_data
+from search.tune.prepare import prepare_data
 from search.tune.searcher import RungAwareOptunaSearch, rung_milestones
 from search.tune.tracking import environment_problems, tracking_callbacks
 from search.tune.trial import run_trial
