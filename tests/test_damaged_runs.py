@@ -88,7 +88,7 @@ def finished_run(tmp_path_factory, tiny_backbone, ruddit_pairs):
 
 @pytest.mark.slow
 def test_a_cut_result_file_stops_export_report_and_resume_without_touching_the_export(finished_run, run_cli, capsys):
-    from search.cli.main import _finish
+    from search.cli.searching import _finish
 
     run = finished_run
     export = run / "export"

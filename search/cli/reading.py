@@ -1,0 +1,94 @@
+"""`pairtune export`, `report` and `status`: read a run (local or s3:// / gs://) and print it.
+Imports neither torch, Ray nor Lightning here; export asks Ray for the best checkpoint when it runs."""
+
+from __future__ import annotations
+
+import shlex
+
+
+def _ended_line(summary: dict) -> str:
+    reason = summary.get("ended_by")
+    detail = {
+        "time_budget": f"time budget of {summary.get('time_budget_s')} s reached",
+        "target": f"target {summary.get('target')} reached by trial {summary.get('trial_id')} ({summary.get('value', 0):.4f})",
+        "epoch_budget": f"epoch budget of {summary.get('epoch_budget')} epochs reached",
+        "num_samples": "all num_samples trials ran",
+        "interrupted": "interrupted before any budget was reached (pairtune resume continues it)",
+    }
+    return f"search ended: {detail.get(reason, reason)}"
+
+
+def print_export(e) -> None:
+    from search.runs import storage
+
+    cols = [c for c in e.leaderboard.columns if c not in ("error",)]
+    print("\nleaderboard (best first):")
+    print(e.leaderboard[cols].head(20).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"\n{_ended_line(e.summary)}")
+    metric = e.summary.get("metric", "val/agreement")
+    if metric != "val/agreement":
+        print(f"best {metric} {e.summary['best_value']:.4f} (its val/agreement {e.best_agreement:.4f})")
+    else:
+        print(f"best agreement {e.best_agreement:.4f}")
+    if e.baseline is not None:
+        from model.baseline import describe
+
+        print(describe(e.baseline, e.best_agreement))
+    print(f"best config:     {e.best_yaml}")
+    print(f"best checkpoint: {e.best_checkpoint}")
+    print(f"leaderboard:     {storage.join(e.out_dir, 'leaderboard.csv')}")
+    if storage.is_uri(e.best_yaml):
+        print(f"train it with:   pairtune export {shlex.quote(storage.parent(e.out_dir))} --out DIR, then pairtune train DIR/best.yaml")
+    else:
+        print(f"train it with:   pairtune train {shlex.quote(str(e.best_yaml))}")
+
+
+def cmd_export(args) -> int:
+    from search.runs.export import export_run
+
+    print_export(export_run(args.run, args.out))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from search.runs.report import report_run
+
+    report = report_run(args.run, args.out)
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"report: {report.index} ({len(report.plots)} plots)")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from search.runs.status import watch
+
+    watch(args.run, args.watch)
+    return 0
+
+
+def export_args(p) -> None:
+    p.add_argument("run", help="run directory or URI, e.g. ~/pairtune_results/quickstart or s3://bucket/pairtune/NAME")
+    p.add_argument("--out", default=None, help="output directory or URI (default: RUN/export)")
+
+
+def report_args(p) -> None:
+    p.add_argument("run", help="run directory, e.g. ~/pairtune_results/quickstart")
+    p.add_argument("--out", default=None, help="output directory (default: RUN/report)")
+
+
+def status_args(p) -> None:
+    p.add_argument("run", help="run directory or URI, e.g. s3://bucket/pairtune/jigsaw-roberta")
+    p.add_argument("--watch", type=float, default=None, metavar="SECONDS", help="refresh every SECONDS until the search ends")
+
+
+COMMANDS = {
+    "export": (export_args, cmd_export, "write best.yaml, leaderboard.csv and summary.json of a search run",
+               "Read a search run directory (storage_path/name) and export its results."),
+    "report": (report_args, cmd_report, "write an HTML report with plots of a search run (progress, best so far, importances)",
+               "Plot a search run: every trial's metric over time with ASHA's stops, the best so far against compute, "
+               "parameter importances (fANOVA) and the metric against each parameter."),
+    "status": (status_args, cmd_status, "leaderboard of a running or finished search, read from its storage path",
+               "Print the leaderboard of RUN (a local directory or s3:// / gs:// URI), from any machine that can read "
+               "it; with --watch, refresh until no trial is pending or running."),
+}
