@@ -22,14 +22,13 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 
 from data.prepare import PreparedData
 from search.config.parse import PairtuneConfig, SearchConfig, with_params
 from search.runs import storage
-from search.runs.layout import RESUME_FILE, run_dir
+from search.runs.layout import run_dir
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +193,7 @@ def _worker(config: dict) -> None:
     from ray.util import get_current_placement_group
 
     from model.train import Distributed, fit, set_threads
-    from search.tune.trial import (
-        fill_checkpoint,
-        placement,
-        trial_metrics,
-        validation_line,
-    )
+    from search.tune.trial import placement, report_validation, resume_state, trial_metrics, validation_line
 
     cfg: PairtuneConfig = config["cfg"]
     trial_cfg = with_params(cfg, config["params"])
@@ -222,10 +216,7 @@ def _worker(config: dict) -> None:
             line = validation_line(name, r, {**where, "node_ip": where["worker_ips"]})
             sys.__stdout__.write(f"{line} ({world} workers)\n")
             sys.__stdout__.flush()
-        with tempfile.TemporaryDirectory() as d:
-            written = fill_checkpoint(d, r, module, config_dict, metrics, rank0=rank == 0)
-            checkpoint = ray.train.Checkpoint.from_directory(d) if written and rank == 0 else None
-            ray.train.report(metrics, checkpoint=checkpoint)  # every worker: it is a barrier
+        report_validation(ray.train.report, ray.train.Checkpoint, r, module, config_dict, metrics, rank0=rank == 0)
         outside[0] += time.perf_counter() - began
 
     logger = False
@@ -245,10 +236,7 @@ def _worker(config: dict) -> None:
     strategy = Strategy()
     # The trial's start, in this process's clock (start-up includes the workers' own start).
     started_at = time.perf_counter() - (time.time() - config["started"])
-    checkpoint = config["checkpoint"]
-    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as restored:
-        resume = os.path.join(restored, RESUME_FILE) if restored else None
-        resume = resume if resume and os.path.exists(resume) else None
+    with resume_state(config["checkpoint"]) as resume:
         fit(
             trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
             logger=logger, use_gpu=use_gpu, started_at=started_at,

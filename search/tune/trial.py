@@ -53,6 +53,26 @@ def fill_checkpoint(d: str, r: ValidationResult, module, config_dict: dict, metr
     return bool(os.listdir(d))
 
 
+def report_validation(report, checkpoint_type, r: ValidationResult, module, config_dict: dict, metrics: dict,
+                      rank0: bool = True) -> None:
+    """Hand one validation to Ray: its metrics, with a checkpoint when it leaves one (fill_checkpoint).
+    In a trial, `report` and `checkpoint_type` are tune.report and tune.Checkpoint; in each process of a
+    data-parallel trial, ray.train's, where every process must report (it is a barrier) and rank 0
+    alone attaches the checkpoint."""
+    with tempfile.TemporaryDirectory() as d:
+        written = fill_checkpoint(d, r, module, config_dict, metrics, rank0)
+        report(metrics, checkpoint=checkpoint_type.from_directory(d) if written and rank0 else None)
+
+
+@contextlib.contextmanager
+def resume_state(checkpoint):
+    """The RESUME_FILE in the checkpoint Ray hands a retried or resumed trial; None when there is none
+    (a first start, or a best-only checkpoint of a trial whose training was over)."""
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as restored:
+        path = os.path.join(restored, RESUME_FILE) if restored else None
+        yield path if path and os.path.exists(path) else None
+
+
 def validation_line(name: str, r: ValidationResult, where: dict) -> str:
     """One line per validation in the job's logs (and the trial actor's logs on the dashboard)."""
     return (f"pairtune: trial {name}: epoch {r.epoch:.2f} {AGREEMENT} {r.agreement:.4f} (best {r.best_agreement:.4f}) "
@@ -106,20 +126,14 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
         began = time.perf_counter()
         metrics = {**trial_metrics(r), **where, "report_s": round(outside[0], 3), "imports_s": round(imports_s, 3)}
         print(validation_line(name, r, where), flush=True)
-        with tempfile.TemporaryDirectory() as d:
-            if fill_checkpoint(d, r, module, config_dict, metrics):
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-            else:
-                tune.report(metrics)
+        report_validation(tune.report, tune.Checkpoint, r, module, config_dict, metrics)
         outside[0] += time.perf_counter() - began
 
     from pytorch_lightning.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(save_dir=trial_dir or os.getcwd(), name="lightning", version="")
     checkpoint = tune.get_checkpoint()  # set when Ray retries or resumes this trial
-    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as restored:
-        resume = os.path.join(restored, RESUME_FILE) if restored else None
-        resume = resume if resume and os.path.exists(resume) else None  # a best-only checkpoint has none
+    with resume_state(checkpoint) as resume:
         if resume:
             log.info("trial resumes from %s", checkpoint.path)
         fit(
