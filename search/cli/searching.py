@@ -16,7 +16,7 @@ from search.tune.interrupt import StopSignals
 
 def cmd_check(args) -> int:
     from search.config.parse import load_config
-    from search.tune.check import check, describe
+    from search.tune.preflight import check, describe
 
     cfg = load_config(args.config, args.overrides)
     print(describe(cfg, check(cfg, args.address)))
