@@ -150,7 +150,9 @@ def run_strategy(key: str, seed: int, budget_trials: int, storage: str) -> dict:
     from model.metrics import AGREEMENT, METRIC_MODES
     from search.config.space import searched_dimensions
     from search.runs.layout import EPOCH, run_dir
-    from search.tune.tuner import make_scheduler, make_searcher, make_stopper
+    from search.tune.budget import make_stopper
+    from search.tune.scheduler import make_scheduler
+    from search.tune.searcher import make_searcher
 
     budget = float(budget_trials * EPOCHS)
     search = dict(STRATEGIES[key][1])

@@ -11,11 +11,11 @@ import yaml
 from optuna.trial import TrialState
 
 from model.metrics import AGREEMENT
-from search.tune.budget import SearchBudget
-from search.runs.layout import END_FILE, ended_by
 from search.config.parse import parse_config
-from search.tune.searcher import rung_milestones
-from search.tune.tuner import asha_milestones, make_searcher
+from search.runs.layout import END_FILE, ended_by
+from search.tune.budget import SearchBudget
+from search.tune.scheduler import asha_milestones, rung_milestones
+from search.tune.searcher import make_searcher
 
 
 def config(**search):

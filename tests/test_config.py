@@ -133,7 +133,7 @@ def test_parse_config_defaults():
 def test_fixed_values_in_the_space_reach_every_trial_and_the_scheduler(tmp_path):
     """A plain value under search.space is fixed for the whole search: the sections, each trial's config
     (with_params), ASHA's max_t and the exported best config all see it, not the section's own value."""
-    from search.tune.tuner import asha_milestones, make_scheduler
+    from search.tune.scheduler import asha_milestones, make_scheduler
 
     raw = {
         "model": {"dropout": 0.1, "backbone": "minilm"},

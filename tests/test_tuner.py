@@ -4,7 +4,8 @@ import pytest
 
 from search.config.parse import ConfigError, parse_config
 from search.runs.layout import run_dir
-from search.tune.tuner import fresh_run, preflight, trial_name
+from search.tune.preflight import preflight
+from search.tune.tuner import fresh_run, trial_name
 
 
 def test_rerun_with_the_same_name_gets_its_own_directory(tmp_path):

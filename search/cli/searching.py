@@ -16,10 +16,10 @@ from search.tune.interrupt import StopSignals
 
 def cmd_check(args) -> int:
     from search.config.parse import load_config
-    from search.tune.preflight import check, describe
+    from search.tune.preflight import describe, dry_run
 
     cfg = load_config(args.config, args.overrides)
-    print(describe(cfg, check(cfg, args.address)))
+    print(describe(cfg, dry_run(cfg, args.address)))
     print("\nok: the config and data are valid; nothing was started")
     return 0
 

@@ -31,8 +31,8 @@ from search.config.parse import (
     read_yaml,
     with_params,
 )
+from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
-from search.tune.tuner import preflight
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from model.precision import resolve_precision
 from model.train import fit, set_threads
 from search.config.parse import ConfigError, PairtuneConfig, with_params
 from search.config.space import searched_dimensions
+from search.tune.preflight import preflight
 from search.tune.prepare import load_split, pair_fold, prepare_data
-from search.tune.tuner import preflight
 
 log = logging.getLogger(__name__)
 

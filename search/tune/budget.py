@@ -23,8 +23,9 @@ import time
 
 from ray import tune
 
+from search.config.parse import PairtuneConfig
 from search.runs import storage
-from search.runs.layout import END_FILE
+from search.runs.layout import END_FILE, EPOCH, run_dir
 
 
 class SearchBudget(tune.Stopper):
@@ -84,3 +85,11 @@ def clear(run) -> None:
     path = storage.join(storage.location(run), END_FILE)
     if storage.exists(path):
         storage.write_text(path, json.dumps({"ended_by": None}))
+
+
+def make_stopper(cfg: PairtuneConfig) -> SearchBudget:
+    s = cfg.search
+    return SearchBudget(
+        s.metric, EPOCH, str(storage.join(run_dir(cfg), END_FILE)),
+        time_budget_s=s.time_budget_s, target=s.target, epoch_budget=s.epoch_budget, mode=s.mode,
+    )

@@ -26,16 +26,12 @@ import math
 
 from ray.tune.search.optuna import OptunaSearch
 
+from search.config.parse import PairtuneConfig
+from search.config.space import searched_dimensions
+from search.runs.layout import EPOCH
+from search.tune.scheduler import asha_milestones
+
 FEEDBACK = ("pruned", "rung", "stock")
-
-
-def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) -> list[float]:
-    """ASHA's rungs: grace * rf^k up to max_t."""
-    out, t = [], grace_period
-    while t <= max_t * (1 + 1e-9):
-        out.append(t)
-        t *= reduction_factor
-    return out
 
 
 class RungAwareOptunaSearch(OptunaSearch):
@@ -104,3 +100,29 @@ class RungAwareOptunaSearch(OptunaSearch):
             state = TrialState.COMPLETE if result.get("final") and value is not None else TrialState.PRUNED
         self._ot_study.tell(ot_trial, value if state == TrialState.COMPLETE else None, state=state)
         self._completed_trials.add(trial_id)
+
+
+def make_searcher(cfg: PairtuneConfig, **tpe_options):
+    """Optuna's TPE (multivariate, seeded) or random sampler, told the truth about stopped trials
+    (search.stopped_trials, see search/tune/searcher.py). `tpe_options` go to TPESampler (benchmarks)."""
+    import optuna
+
+    dims = searched_dimensions(cfg)
+    if not dims:
+        return None
+    s = cfg.search
+    if s.searcher == "random":
+        sampler = optuna.samplers.RandomSampler(seed=s.seed)
+    else:
+        options = {"multivariate": True, "n_startup_trials": s.n_startup_trials, **tpe_options}
+        sampler = optuna.samplers.TPESampler(seed=s.seed, **options)
+    return RungAwareOptunaSearch(
+        space={d.key: d.to_optuna() for d in dims},
+        metric=s.metric,
+        mode=s.mode,
+        points_to_evaluate=[dict(p) for p in s.points_to_evaluate] or None,
+        sampler=sampler,
+        feedback=s.stopped_trials,
+        time_attr=EPOCH,
+        milestones=asha_milestones(cfg),
+    )

@@ -9,99 +9,33 @@ import os
 import time
 from pathlib import Path
 
-from data import DataError
 from data.prepare import PreparedData
-from model.backbone import BackboneError, resolve_backbone
 from model.metrics import AGREEMENT, VAL_LOSS
 from search.config.parse import ConfigError, PairtuneConfig
-from search.config.space import possible_values, searched_dimensions
+from search.config.space import searched_dimensions
 from search.runs import storage
 from search.runs.layout import (
     CHECKPOINT_SCORE,
     CONFIG_FILE,
     DATA_FILE,
-    END_FILE,
     EPOCH,
-    RESUME_FILE,
-    STOPS_FILE,
     SYNC_PERIOD_S,
     load_run_config,
     run_dir,
 )
 from search.tune import budget, ddp
-from search.tune.budget import SearchBudget
+from search.tune.budget import make_stopper
+from search.tune.callbacks import prune_callback
 from search.tune.cluster import cluster_address, named_trainable
 from search.tune.interrupt import StopSignals
+from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
-from search.tune.searcher import RungAwareOptunaSearch, rung_milestones
-from search.tune.tracking import environment_problems, tracking_callbacks
+from search.tune.scheduler import make_scheduler
+from search.tune.searcher import make_searcher
+from search.tune.tracking import tracking_callbacks
 from search.tune.trial import run_trial
 
 log = logging.getLogger(__name__)
-
-def backbone_positions(path: str) -> int | None:
-    """Longest input the backbone takes, from its config; None when unknown (e.g. a hub id offline)."""
-    from transformers import AutoConfig
-
-    try:  # local files only: a preflight check must not wait on a model hub
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError):
-        return None
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        positions -= 2  # RoBERTa-style models offset positions by the padding index
-    return positions
-
-
-def local_resource_problems(cfg: PairtuneConfig) -> list[str]:
-    """Trial resources the local Ray instance (this machine) can never give."""
-    import torch
-
-    s, out = cfg.search, []
-    cpus, gpus = os.cpu_count() or 1, torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if s.cpus_per_trial > cpus:
-        out.append(f"{cfg.source}: search.cpus_per_trial: {s.cpus_per_trial:g} CPUs per trial, but this machine has {cpus}")
-    if s.gpus_per_trial > gpus:
-        out.append(
-            f"{cfg.source}: search.gpus_per_trial: {s.gpus_per_trial:g} GPUs per trial, but this machine has {gpus}; "
-            "set it to 0 or run on a cluster (--address)"
-        )
-    return out
-
-
-def storage_problems(cfg: PairtuneConfig) -> list[str]:
-    """A local storage_path must be a directory this process can create and write (s3:// / gs:// are
-    first written when the run directory is claimed, still before Ray starts)."""
-    where = storage.location(cfg.search.storage_path)
-    why = storage.probe_writable(where)
-    return [f"{cfg.source}: search.storage_path: cannot create {where} and write there ({why})"] if why else []
-
-
-def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
-    """Checks that need more than the YAML (backbones on disk, precision vs trial hardware, and with
-    local_cluster, whether this machine can run a trial at all)."""
-    problems = local_resource_problems(cfg) if local_cluster else []
-    problems += storage_problems(cfg)
-    problems += [f"{cfg.source}: {p}" for p in environment_problems(cfg.search.tracking)]
-    longest = max(possible_values(cfg, "data.max_length"))
-    for backbone in possible_values(cfg, "model.backbone"):
-        try:
-            positions = backbone_positions(resolve_backbone(backbone))
-        except BackboneError as e:
-            problems.append(f"{cfg.source}: model.backbone: {e}")
-            continue
-        if positions is not None and longest > positions:
-            problems.append(
-                f"{cfg.source}: data.max_length: {longest} tokens, but backbone {backbone} has {positions} positions"
-            )
-    for precision in possible_values(cfg, "train.precision"):
-        if precision == "16-mixed" and cfg.search.gpus_per_trial == 0:
-            problems.append(
-                f"{cfg.source}: train.precision: 16-mixed needs GPU trials but search.gpus_per_trial is 0; "
-                "use auto (fp16 on GPUs, fp32 on CPUs) or 32-true"
-            )
-    if problems:
-        raise ConfigError(problems)
 
 
 def trial_name(trial) -> str:
@@ -111,97 +45,6 @@ def trial_name(trial) -> str:
         short = key.split(".", 1)[-1]
         parts.append(f"{short}={value:.3g}" if isinstance(value, float) else f"{short}={value}")
     return "_".join(parts)[:120]
-
-
-def asha_milestones(cfg: PairtuneConfig) -> list[float]:
-    """The epochs at which ASHA compares trials (none with the FIFO scheduler)."""
-    if cfg.search.scheduler != "asha":
-        return []
-    max_t = float(max(possible_values(cfg, "train.epochs")))
-    return rung_milestones(min(cfg.search.grace_period, max_t), cfg.search.reduction_factor, max_t)
-
-
-def make_searcher(cfg: PairtuneConfig, **tpe_options):
-    """Optuna's TPE (multivariate, seeded) or random sampler, told the truth about stopped trials
-    (search.stopped_trials, see search/tune/searcher.py). `tpe_options` go to TPESampler (benchmarks)."""
-    import optuna
-
-    dims = searched_dimensions(cfg)
-    if not dims:
-        return None
-    s = cfg.search
-    if s.searcher == "random":
-        sampler = optuna.samplers.RandomSampler(seed=s.seed)
-    else:
-        options = {"multivariate": True, "n_startup_trials": s.n_startup_trials, **tpe_options}
-        sampler = optuna.samplers.TPESampler(seed=s.seed, **options)
-    return RungAwareOptunaSearch(
-        space={d.key: d.to_optuna() for d in dims},
-        metric=s.metric,
-        mode=s.mode,
-        points_to_evaluate=[dict(p) for p in s.points_to_evaluate] or None,
-        sampler=sampler,
-        feedback=s.stopped_trials,
-        time_attr=EPOCH,
-        milestones=asha_milestones(cfg),
-    )
-
-
-def make_stopper(cfg: PairtuneConfig) -> SearchBudget:
-    s = cfg.search
-    return SearchBudget(
-        s.metric, EPOCH, str(storage.join(run_dir(cfg), END_FILE)),
-        time_budget_s=s.time_budget_s, target=s.target, epoch_budget=s.epoch_budget, mode=s.mode,
-    )
-
-
-def _recording_asha():
-    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-
-    class RecordingASHA(ASHAScheduler):
-        """ASHA that writes down each trial it stops early, so the leaderboard can say so exactly."""
-
-        def __init__(self, stops_file: str, **kwargs):
-            super().__init__(**kwargs)
-            self.stops_file = stops_file
-
-        def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-            action = super().on_trial_result(tune_controller, trial, result)
-            if action == TrialScheduler.STOP and not result.get("final"):
-                stop = {"trial_id": trial.trial_id, EPOCH: result.get(EPOCH), "by": "asha"}
-                storage.append_line(self.stops_file, json.dumps(stop))
-            return action
-
-    return RecordingASHA
-
-
-def prune_callback():
-    from ray import tune
-
-    class PruneCheckpoints(tune.Callback):
-        """When a trial ends (finished or stopped), drop everything but its best checkpoint. Errored
-        trials keep their latest one, so `pairtune resume` can continue them."""
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            if trial.path:  # the trial's directory in storage_path, inside its (local or shared) filesystem
-                storage.prune_checkpoints(trial.storage.storage_filesystem, trial.path, CHECKPOINT_SCORE, RESUME_FILE)
-
-    return PruneCheckpoints()
-
-
-def make_scheduler(cfg: PairtuneConfig):
-    from ray.tune.schedulers import FIFOScheduler
-
-    if cfg.search.scheduler == "fifo":
-        return FIFOScheduler()
-    max_t = float(max(possible_values(cfg, "train.epochs")))
-    return _recording_asha()(
-        stops_file=str(storage.join(run_dir(cfg), STOPS_FILE)),
-        time_attr=EPOCH,
-        max_t=max_t,
-        grace_period=min(cfg.search.grace_period, max_t),
-        reduction_factor=cfg.search.reduction_factor,
-    )
 
 
 def make_trainable(cfg: PairtuneConfig, prepared: PreparedData):
@@ -354,4 +197,3 @@ def fit_and_sync(tuner, run, signals: StopSignals | None = None):
         storage.sync_driver_files(run)
 
 
-__all__ = ["ConfigError", "DataError", "make_tuner", "preflight", "resume_search", "run_search"]

@@ -1,0 +1,63 @@
+"""ASHA (or FIFO) for a search: the epochs its rungs compare trials at, and the trials it stops early,
+written to the run's STOPS_FILE so the leaderboard can say which trials ASHA stopped."""
+
+from __future__ import annotations
+
+import json
+
+from search.config.parse import PairtuneConfig
+from search.config.space import possible_values
+from search.runs import storage
+from search.runs.layout import EPOCH, STOPS_FILE, run_dir
+
+
+def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) -> list[float]:
+    """ASHA's rungs: grace * rf^k up to max_t."""
+    out, t = [], grace_period
+    while t <= max_t * (1 + 1e-9):
+        out.append(t)
+        t *= reduction_factor
+    return out
+
+
+def asha_milestones(cfg: PairtuneConfig) -> list[float]:
+    """The epochs at which ASHA compares trials (none with the FIFO scheduler)."""
+    if cfg.search.scheduler != "asha":
+        return []
+    max_t = float(max(possible_values(cfg, "train.epochs")))
+    return rung_milestones(min(cfg.search.grace_period, max_t), cfg.search.reduction_factor, max_t)
+
+
+def _recording_asha():
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class RecordingASHA(ASHAScheduler):
+        """ASHA that writes down each trial it stops early, so the leaderboard can say so exactly."""
+
+        def __init__(self, stops_file: str, **kwargs):
+            super().__init__(**kwargs)
+            self.stops_file = stops_file
+
+        def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+            action = super().on_trial_result(tune_controller, trial, result)
+            if action == TrialScheduler.STOP and not result.get("final"):
+                stop = {"trial_id": trial.trial_id, EPOCH: result.get(EPOCH), "by": "asha"}
+                storage.append_line(self.stops_file, json.dumps(stop))
+            return action
+
+    return RecordingASHA
+
+
+def make_scheduler(cfg: PairtuneConfig):
+    from ray.tune.schedulers import FIFOScheduler
+
+    if cfg.search.scheduler == "fifo":
+        return FIFOScheduler()
+    max_t = float(max(possible_values(cfg, "train.epochs")))
+    return _recording_asha()(
+        stops_file=str(storage.join(run_dir(cfg), STOPS_FILE)),
+        time_attr=EPOCH,
+        max_t=max_t,
+        grace_period=min(cfg.search.grace_period, max_t),
+        reduction_factor=cfg.search.reduction_factor,
+    )
