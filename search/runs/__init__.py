@@ -5,7 +5,8 @@
     results.py   the one reader of trials' result.json records
     export.py    best.yaml, leaderboard and summary of a finished (or running) search
     status.py    `pairtune status`: the live leaderboard
-    report.py    `pairtune report`: curves, importances, ASHA's stops
+    report.py    `pairtune report`: curves, best so far, importances, ASHA's stops, index.html
+    plots.py     its PNG plots
 
 May import: config/, model/ (metric names), data/; never tune/, recipes/ or cli/. Reading a
 finished run imports neither torch, Ray nor Lightning (export's best checkpoint asks Ray lazily).

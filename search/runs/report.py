@@ -27,17 +27,12 @@ import pandas as pd
 from search.config.parse import ConfigError, PairtuneConfig
 from search.config.space import Dimension, searched_dimensions
 from search.runs.layout import EPOCH, load_run_config
+from search.runs.plots import outcome_style, plot_best_so_far, plot_importances, plot_parameter, plot_progress
 
 log = logging.getLogger(__name__)
 
 INDEX = "index.html"
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the trials: fewer say nothing
-OUTCOME_STYLE = {  # outcome -> (colour, label)
-    "finished": ("tab:green", "finished"),
-    "stopped_by_asha": ("tab:orange", "stopped by ASHA"),
-    "early_stopping": ("tab:blue", "early stopping"),
-    "stopped_by_search_end": ("tab:purple", "stopped at search end"),
-}
 
 
 @dataclass
@@ -47,10 +42,6 @@ class Report:
     plots: list[Path]
     notes: list[str] = field(default_factory=list)
     importances: dict[str, float] = field(default_factory=dict)
-
-
-def _style(outcome: str) -> tuple[str, str]:
-    return OUTCOME_STYLE.get(outcome, ("tab:gray", outcome))
 
 
 def trial_curves(frames: dict[str, pd.DataFrame], metric: str) -> dict[str, pd.DataFrame]:
@@ -151,110 +142,6 @@ def param_importances(board: pd.DataFrame, dims: list[Dimension], mode: str, see
     return {k: float(v) for k, v in importances.items()}, f"{name} over {n} trials, each valued by its best result{skip_note}"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_progress(curves: dict[str, pd.DataFrame], board: pd.DataFrame, metric: str, path: Path) -> None:
-    plt = _plt()
-    outcome = dict(zip(board["trial_id"], board["outcome"]))
-    fig, ax = plt.subplots(figsize=(10, 5))
-    seen = set()
-    for trial_id, frame in curves.items():
-        colour, label = _style(outcome.get(trial_id, "?"))
-        ax.plot(frame["wall_s"], frame[metric], "-o", color=colour, alpha=0.75, markersize=3, linewidth=1.2,
-                label=None if label in seen else label)
-        seen.add(label)
-        last = frame.iloc[-1]
-        if outcome.get(trial_id) == "stopped_by_asha":
-            ax.plot(last["wall_s"], last[metric], "x", color="black", markersize=9, markeredgewidth=2,
-                    label=None if "ASHA stop" in seen else "ASHA stop")
-            seen.add("ASHA stop")
-        ax.annotate(trial_id, (last["wall_s"], last[metric]), textcoords="offset points", xytext=(4, 2), fontsize=7, alpha=0.7)
-    ax.margins(x=0.08)  # room for the trial labels at the right
-    ax.set_xlim(left=0)  # the gap before the first point is each trial's start-up
-    ax.set_xlabel("wall time since the search started (s)")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} of every trial over time")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_best_so_far(progress: pd.DataFrame, metric: str, path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 5))
-    ax.scatter(progress["compute_epochs"], progress["value"], s=12, color="tab:gray", alpha=0.5, label="each result")
-    ax.step(progress["compute_epochs"], progress["best"], where="post", color="tab:red", linewidth=2, label="best so far")
-    ax.set_xlabel("compute spent: epochs trained, summed over all trials")
-    ax.set_ylabel(metric)
-    ax.set_title(f"best {metric} so far against compute")
-    ax.set_xlim(left=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_importances(importances: dict[str, float], note: str, path: Path) -> None:
-    plt = _plt()
-    keys = list(importances)[::-1]  # most important on top
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.5 * max(1, len(keys))))
-    ax.barh(keys, [importances[k] for k in keys], color="tab:blue")
-    for i, k in enumerate(keys):
-        ax.text(importances[k], i, f" {importances[k]:.2f}", va="center", fontsize=8)
-    ax.set_xlim(0, max(1.0, max(importances.values(), default=0) * 1.15))
-    ax.set_xlabel("importance (sums to 1)")
-    ax.set_title("parameter importances", fontsize=11)
-    fig.text(0.01, 0.01, note, fontsize=7, alpha=0.8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_parameter(board: pd.DataFrame, dim: Dimension, metric: str, path: Path) -> None:
-    plt = _plt()
-    column = f"param:{dim.key}"
-    rows = board.dropna(subset=["best_value"])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    categorical = dim.kind == "choice"
-    if categorical:
-        labels = [str(c) for c in dim.choices]
-        position = {label: i for i, label in enumerate(labels)}
-        rng = np.random.default_rng(0)
-        xs = np.array([position.get(str(v), np.nan) for v in rows[column]], dtype=float)
-        xs = xs + rng.uniform(-0.12, 0.12, len(xs))  # spread equal choices apart
-        ax.set_xticks(range(len(labels)), labels)
-        ax.set_xlim(-0.5, len(labels) - 0.5)
-    else:
-        xs = rows[column].astype(float).to_numpy()
-        if dim.kind in ("loguniform", "logint"):
-            ax.set_xscale("log")
-    seen = set()
-    for x, (_, row) in zip(xs, rows.iterrows()):
-        colour, label = _style(row["outcome"])
-        ax.scatter([x], [row["best_value"]], color=colour, s=36, alpha=0.85, edgecolors="black", linewidths=0.4,
-                   label=None if label in seen else label)
-        seen.add(label)
-    ax.set_xlabel(dim.key + (" (log scale)" if dim.kind in ("loguniform", "logint") else ""))
-    ax.set_ylabel(f"best {metric} of the trial")
-    ax.set_title(f"{metric} against {dim.key}")
-    ax.grid(alpha=0.3)
-    if seen:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def _safe_name(key: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in key)
 
@@ -262,7 +149,7 @@ def _safe_name(key: str) -> str:
 def _html_page(run: Path, cfg: PairtuneConfig, board: pd.DataFrame, sections: list[tuple[str, str | None, str]]) -> str:
     metric = cfg.search.metric
     scored = board.dropna(subset=["best_value"])
-    outcomes = ", ".join(f"{n} {_style(o)[1]}" for o, n in board["outcome"].value_counts().items())
+    outcomes = ", ".join(f"{n} {outcome_style(o)[1]}" for o, n in board["outcome"].value_counts().items())
     best = (
         f"best {html.escape(metric)} {scored['best_value'].iloc[0]:.4f} (trial {html.escape(str(scored['trial_id'].iloc[0]))})"
         if len(scored) else "no trial has reported a result yet"
@@ -291,24 +178,30 @@ def _html_page(run: Path, cfg: PairtuneConfig, board: pd.DataFrame, sections: li
     return "\n".join(parts)
 
 
-def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
-    """Write the plots and index.html of a run (default: RUN/report)."""
+def ranked_trials(run: Path, cfg: PairtuneConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The leaderboard with each trial's best value of the searched metric (best first), and each
+    trial's curve of it; a ConfigError when nothing has been reported yet."""
     from search.runs.export import leaderboard
 
-    run = Path(run).expanduser().resolve()
-    cfg = load_run_config(run)
     metric, mode = cfg.search.metric, cfg.search.mode
     board, records = leaderboard(run, cfg)  # raises on a damaged trial record, naming the file
     if not len(board):
         raise ConfigError([f"{run}: the run has no trials yet"])
-    frames = records.frames
-    curves = trial_curves(frames, metric)
+    curves = trial_curves(records.frames, metric)
     if not curves:
         raise ConfigError([f"{run}: no trial has reported {metric} yet"])
     best_of = {tid: (f[metric].max() if mode == "max" else f[metric].min()) for tid, f in curves.items()}
     board = board.copy()
     board["best_value"] = board["trial_id"].map(best_of).astype(float)
-    board = board.sort_values("best_value", ascending=mode != "max", na_position="last").reset_index(drop=True)
+    return board.sort_values("best_value", ascending=mode != "max", na_position="last").reset_index(drop=True), curves
+
+
+def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
+    """Write the plots and index.html of a run (default: RUN/report)."""
+    run = Path(run).expanduser().resolve()
+    cfg = load_run_config(run)
+    metric, mode = cfg.search.metric, cfg.search.mode
+    board, curves = ranked_trials(run, cfg)
 
     out = Path(out_dir) if out_dir else run / "report"
     out.mkdir(parents=True, exist_ok=True)
