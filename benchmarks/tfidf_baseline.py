@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from search.config.load import load_config
 from search.tune.baseline import baseline_for_config
-from search.config.parse import load_config
 
 
 def main() -> None:

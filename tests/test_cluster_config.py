@@ -10,7 +10,7 @@ import pytest
 import ray
 import yaml
 
-from search.config.parse import load_config
+from search.config.load import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTERS = ["cluster.yaml", "cluster-onprem.yaml"]

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.config.parse import load_config
-from search.runs.status import snapshot
 from search.cli.submit import entrypoint, follow, submit
+from search.config.load import load_config
+from search.runs.status import snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -255,8 +255,8 @@ def test_half_gpu_trials_spread_over_nodes_and_share_a_gpu(job, head):
 
 def test_export_and_status_read_the_run_from_s3(job, s3_server, tmp_path, capsys):
     """The run in an S3 bucket (an S3-compatible server on loopback), read back through pyarrow."""
-    from search.runs import storage
     from search.cli.main import main
+    from search.runs import storage
 
     run = "s3://pairtune-test/runs/job" + s3_server
     storage.upload(job["run"], run)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.config.parse import ConfigError, load_config, parse_config, with_params
+from search.config.load import load_config
+from search.config.parse import ConfigError, parse_config, with_params
 from search.config.space import searched_dimensions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +163,7 @@ def test_a_fixed_value_breaking_a_rule_is_reported_with_the_others(tmp_path):
 
 
 def test_set_values_that_are_not_yaml_or_missing_are_all_reported():
-    from search.config.parse import parse_set
+    from search.config.load import parse_set
 
     with pytest.raises(ConfigError) as err:
         parse_set(["train.lr=[1,2", "data.max_votes=", "train.margin= ", "train.epochs=3"])
@@ -175,7 +176,7 @@ def test_set_values_that_are_not_yaml_or_missing_are_all_reported():
 
 
 def test_a_directory_is_not_a_config_file(tmp_path):
-    from search.config.parse import read_yaml
+    from search.config.load import read_yaml
     from search.runs.layout import not_a_config
 
     with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, expected a YAML config file"):

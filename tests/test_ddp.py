@@ -22,7 +22,8 @@ from data.loaders import (
 )
 from data.pairs import read_pairs, subsample_votes
 from data.tokens import tokenize_texts
-from search.config.parse import ConfigError, load_config, parse_config
+from search.config.load import load_config
+from search.config.parse import ConfigError, parse_config
 from search.tune.ddp import workers_per_trial
 
 

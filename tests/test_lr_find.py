@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from search.cli.main import main
-from search.config.parse import load_config
+from search.config.load import load_config
 from search.recipes.lr_find import HIGH_FACTOR, LOW_FACTOR
 
 POINT_LRS = [1e-6, 1e-1]  # first points at both ends of the config's train.lr range

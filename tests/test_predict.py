@@ -15,7 +15,7 @@ from model.checkpoint import load_checkpoint, load_tokenizer_for
 from model.losses import pairwise_agreement
 from model.metrics import AGREEMENT
 from search.cli.main import main
-from search.config.parse import load_config
+from search.config.load import load_config
 from search.recipes.predict import score_texts
 from search.tune.prepare import prepare_data
 

@@ -13,7 +13,8 @@ from data.config import DataConfig
 from data.loaders import text_loader
 from data.scores import derive_pairs, read_scored, scored_split
 from model.losses import pearson, spearman
-from search.config.parse import ConfigError, load_config, parse_config
+from search.config.load import load_config
+from search.config.parse import ConfigError, parse_config
 from search.tune.prepare import load_split, prepare_data
 
 JIGSAW_WEIGHTS = {"toxic": 1, "severe_toxic": 2, "obscene": 1, "threat": 1.5, "insult": 1, "identity_hate": 1.5}

@@ -17,7 +17,7 @@ from data.loaders import text_loader
 from model.checkpoint import load_checkpoint
 from model.losses import pairwise_agreement
 from model.metrics import AGREEMENT, VAL_LOSS
-from search.config.parse import load_config
+from search.config.load import load_config
 from search.tune.prepare import load_split
 
 pytestmark = pytest.mark.slow

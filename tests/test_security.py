@@ -8,7 +8,8 @@ import torch
 from model.checkpoint import WEIGHTS, CheckpointError, load_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
 from model.ranker import PairwiseRanker
-from search.config.parse import ConfigError, load_config, parse_config
+from search.config.load import load_config
+from search.config.parse import ConfigError, parse_config
 
 
 def test_yaml_tags_that_run_code_are_refused(tmp_path):

@@ -6,7 +6,7 @@ from search.cli.common import add_config_args
 
 
 def cmd_train(args) -> int:
-    from search.config.parse import load_config
+    from search.config.load import load_config
     from search.recipes.train import parse_folds, train_config
 
     cfg = load_config(args.config, args.overrides)
@@ -39,7 +39,7 @@ def cmd_predict(args) -> int:
 
 def cmd_baseline(args) -> int:
     from model.baseline import DESCRIPTION
-    from search.config.parse import load_config
+    from search.config.load import load_config
     from search.tune.baseline import baseline_for_config
 
     cfg = load_config(args.config, args.overrides)
@@ -51,7 +51,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_lr_find(args) -> int:
-    from search.config.parse import load_config
+    from search.config.load import load_config
     from search.recipes.lr_find import find_lr, suggested_range, write_lr_range
 
     cfg = load_config(args.config, args.overrides)

@@ -15,7 +15,7 @@ from search.tune.interrupt import StopSignals
 
 
 def cmd_check(args) -> int:
-    from search.config.parse import load_config
+    from search.config.load import load_config
     from search.tune.preflight import describe, dry_run
 
     cfg = load_config(args.config, args.overrides)
@@ -25,7 +25,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from search.config.parse import load_config
+    from search.config.load import load_config
     from search.tune.tuner import run_search
 
     if args.dry_run:

@@ -12,7 +12,8 @@ import shlex
 import time
 from pathlib import Path
 
-from search.config.parse import ConfigError, load_config
+from search.config.load import load_config
+from search.config.parse import ConfigError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"  # where `ray dashboard cluster.yaml` forwards the head's dashboard
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")

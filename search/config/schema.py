@@ -45,9 +45,5 @@ def coerce(value: Any, annotation: Any) -> tuple[Any, str | None]:
 
 
 def field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def field_types(cls: type) -> dict[str, Any]:
     """{field name: annotation} of a config dataclass, annotations resolved."""
     return typing.get_type_hints(cls)

@@ -23,14 +23,8 @@ import yaml
 from data.loaders import train_loader
 from model.precision import cuda_usable, resolve_precision
 from model.ranker import PairwiseRanker
-from search.config.parse import (
-    ConfigError,
-    PairtuneConfig,
-    _resolve_paths,
-    parse_config,
-    read_yaml,
-    with_params,
-)
+from search.config.load import read_yaml, resolve_paths
+from search.config.parse import ConfigError, PairtuneConfig, parse_config, with_params
 from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
 
@@ -105,7 +99,7 @@ def write_lr_range(config_path: str | Path, out_path: str | Path, suggestion: fl
     raw = read_yaml(config_path)
     out_path = Path(out_path).expanduser()
     if out_path.resolve().parent != Path(config_path).resolve().parent:
-        _resolve_paths(raw, Path(config_path).resolve().parent)  # relative data / backbone paths still resolve
+        resolve_paths(raw, Path(config_path).resolve().parent)  # relative data / backbone paths still resolve
     low, high = suggested_range(suggestion)
     search = raw.setdefault("search", {}) or {}
     raw["search"] = search

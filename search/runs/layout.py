@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from search.config.parse import ConfigError, PairtuneConfig, parse_config, read_yaml
+from search.config.load import read_yaml
+from search.config.parse import ConfigError, PairtuneConfig, parse_config
 from search.runs import storage
 
 CONFIG_FILE = "pairtune_config.yaml"  # the validated base config, written into the run directory
