@@ -192,17 +192,34 @@ def fit(
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
     module.set_validation_votes(len(texts), val_less, val_more, None if data.scores is None else data.scores[texts])
     tracker = ValidationCallback(per_epoch, on_result, started_at, monitor)
+    val_interval = 1.0
+    if train_cfg.val_every_n_steps and validate:
+        val_interval = min(1.0, train_cfg.val_every_n_steps * train_cfg.accumulate_grad_batches / len(train_dl))
+    trainer = _trainer(train_cfg, on_cuda, precision, distributed, _callbacks(train_cfg, tracker, validate, monitor),
+                       val_interval, validate, len(train_dl), logger=logger, progress=progress, root_dir=root_dir)
+    with warnings.catch_warnings():
+        # Single-process loaders are deliberate (see data.loaders.train_loader).
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # a model on all votes
+        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # validation metrics are all-reduced
+        trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl, ckpt_path=resume_from)
+    return module, tracker
+
+
+def _callbacks(train_cfg: TrainConfig, tracker: ValidationCallback, validate: bool, monitor: str) -> list[pl.Callback]:
     callbacks: list[pl.Callback] = [ResumeBatches()]
     if train_cfg.early_stopping_patience and validate:  # before the tracker, so it sees should_stop already set
         # Decide at each validation's end (Lightning's default with per-epoch validation is the train
         # epoch's end, after the tracker has reported that validation as not final).
         callbacks.append(pl.callbacks.EarlyStopping(monitor, mode=METRIC_MODES[monitor], patience=train_cfg.early_stopping_patience,
                                                     check_on_train_epoch_end=False))
-    callbacks.append(tracker)
-    val_interval = 1.0
-    if train_cfg.val_every_n_steps and validate:
-        batches = len(train_dl)
-        val_interval = min(1.0, train_cfg.val_every_n_steps * train_cfg.accumulate_grad_batches / batches)
+    return [*callbacks, tracker]
+
+
+def _trainer(train_cfg: TrainConfig, on_cuda: bool, precision: str, distributed: Distributed | None,
+             callbacks: list[pl.Callback], val_interval: float, validate: bool, batches: int,
+             logger, progress: bool, root_dir: str | None) -> pl.Trainer:
     placement = {"devices": 1}
     if distributed:  # one device per process; the strategy knows the process group
         placement = {"devices": "auto", "strategy": distributed.strategy, "plugins": distributed.plugins,
@@ -222,19 +239,12 @@ def fit(
         enable_checkpointing=False,  # on_result keeps the best epoch's weights, nothing else
         enable_progress_bar=progress,
         enable_model_summary=False,
-        log_every_n_steps=max(1, min(50, len(train_dl) // 4)),
+        log_every_n_steps=max(1, min(50, batches // 4)),
         default_root_dir=root_dir or os.getcwd(),
     )
     if val_interval < 1.0:
         _validate_at_epoch_end_too(trainer)
-    with warnings.catch_warnings():
-        # Single-process loaders are deliberate (see data.loaders.train_loader).
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
-        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # a model on all votes
-        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # validation metrics are all-reduced
-        trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl, ckpt_path=resume_from)
-    return module, tracker
+    return trainer
 
 
 def save_resume_state(module: PairwiseRanker, path: str) -> None:
