@@ -51,7 +51,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 # The stand-in trainable and its learning curve live in tests/standin.py (the search-machinery tests use it too).
-from standin import EPOCHS, METRIC, REPORT_AT, SPACE, TIME_ATTR, analytic_trial, curve_params, true_value  # noqa: E402,F401
+from standin import (
+    EPOCHS,
+    METRIC,
+    SPACE,
+    TIME_ATTR,
+    analytic_trial,
+    curve_params,
+    true_value,
+)
 
 
 def base_config(storage: str, name: str, seed: int, budget_epochs: float, **search):
