@@ -4,7 +4,7 @@
 
 Runs pairtune's real search machinery (Ray Tune's Tuner, pairtune's searcher and ASHA scheduler,
 the SearchBudget stopper, tune.report) on a cheap stand-in trainable: an analytic learning curve
-that behaves like fine-tuning a ranker (see `curve`). Every strategy gets the same total compute,
+that behaves like fine-tuning a ranker (`curve` in tests/standin.py). Every strategy gets the same total compute,
 the sum of epochs trained over all trials (budget = --budget-trials full trials of EPOCHS epochs),
 and the same objective (noise seeded per seed); only the search differs.
 
@@ -43,74 +43,23 @@ import statistics
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-EPOCHS = 8
-REPORT_AT = (1.0, 2.0, 4.0, 8.0)  # a validation at each of ASHA's rungs (grace 1, reduction factor 2)
-METRIC, TIME_ATTR = "val/agreement", "epoch"  # pairtune's (checked in main) without importing torch
-NOISE_SD = 0.006  # validation-set noise of one agreement measurement
-SPACE = {
-    "train.lr": {"loguniform": [1e-6, 1e-3]},
-    "train.margin": {"uniform": [0.05, 1.0]},
-    "train.batch_size": {"choice": [8, 16, 32, 64]},
-    "model.dropout": {"uniform": [0.0, 0.5]},
-    "train.warmup_ratio": {"uniform": [0.0, 0.3]},
-}
-
-
-def curve_params(c: dict) -> dict:
-    """Ceiling, speed and divergence of a config. The best lr grows with the batch size; a higher lr
-    learns faster, and past the optimum to a lower ceiling, so neighbouring curves cross (a slightly
-    too-high lr leads after one epoch, the optimum wins by the end); far too low an lr learns slowly;
-    lr far above the optimum diverges (the model collapses to chance agreement, as a ranker whose loss
-    blew up does) unless warmup tempers it; low dropout overfits late."""
-    d = math.log10(c["train.lr"]) - (-4.5 + 0.25 * math.log2(c["train.batch_size"] / 32))
-    ceiling = (
-        0.80
-        - (0.06 if d > 0 else 0.03) * d * d
-        - 0.08 * (c["train.margin"] - 0.35) ** 2
-        - 0.15 * (c["model.dropout"] - 0.12) ** 2
-        - 0.25 * (c["train.warmup_ratio"] - 0.06) ** 2
-        - 0.1 * max(d, 0.0) * abs(c["model.dropout"] - 0.12)  # dropout matters more at high lr
-    )
-    return {
-        "ceiling": max(0.55, ceiling),
-        "rate": 2.0 * 10 ** (0.4 * d) * (1 - 0.5 * c["train.warmup_ratio"]),
-        "overfit": 0.006 * max(0.0, 0.15 - c["model.dropout"]) / 0.15,
-        "diverges_at": 1.0 if d > 1.0 + 4 * c["train.warmup_ratio"] else math.inf,  # from then on: chance
-    }
-
-
-def curve(c: dict, t: float, p: dict | None = None) -> float:
-    """Noise-free validation agreement of config c after t epochs (0.5 = chance)."""
-    p = p or curve_params(c)
-    return 0.5 + (p["ceiling"] - 0.5) * (1 - math.exp(-p["rate"] * t)) - p["overfit"] * max(0.0, t - 2.0)
-
-
-def true_value(c: dict) -> float:
-    """Best noise-free agreement over a full run: what training the config with checkpoint-on-best gives."""
-    p = curve_params(c)
-    if math.isfinite(p["diverges_at"]):
-        return 0.5
-    return max(curve(c, t, p) for t in REPORT_AT)
-
-
-def analytic_trial(config: dict, noise_seed: int = 0) -> None:
-    """The stand-in trainable: reports like pairtune's trial (metric, fractional epoch, final)."""
-    from ray import tune  # nothing heavier: a trial process never imports torch here
-
-    p = curve_params(config)
-    key = json.dumps([noise_seed, sorted((k, round(float(v), 12)) for k, v in config.items())])
-    rng = np.random.default_rng(zlib.crc32(key.encode()))
-    for t in REPORT_AT:
-        value = (0.5 if t >= p["diverges_at"] else curve(config, t, p)) + rng.normal(0.0, NOISE_SD)
-        tune.report({METRIC: float(value), TIME_ATTR: t, "final": t == REPORT_AT[-1]})
+sys.path.insert(0, str(ROOT / "tests"))
+# The stand-in trainable and its learning curve live in tests/standin.py (the search-machinery tests use it too).
+from standin import (
+    EPOCHS,
+    METRIC,
+    SPACE,
+    TIME_ATTR,
+    analytic_trial,
+    curve_params,
+    true_value,
+)
 
 
 def base_config(storage: str, name: str, seed: int, budget_epochs: float, **search):

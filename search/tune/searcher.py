@@ -85,6 +85,8 @@ class RungAwareOptunaSearch(OptunaSearch):
         from optuna.trial import TrialState
 
         ot_trial = self._ot_trials[trial_id]
+        if result and not error:  # Tune never passes the result a scheduler stopped the trial on to
+            self.on_trial_result(trial_id, result)  # on_trial_result: it is the value ASHA judged at a rung
         if error or not result:
             self._ot_study.tell(ot_trial, None, state=TrialState.FAIL if error else TrialState.PRUNED)
             self._completed_trials.add(trial_id)

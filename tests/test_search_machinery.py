@@ -1,0 +1,227 @@
+"""pairtune's search machinery in a real local Ray Tune search, over the analytic stand-in trainable
+(tests/standin.py) instead of a real model: seconds per search instead of a minute.
+
+Each search is search/tune/tuner.py's own `make_tuner` (its searcher, ASHA scheduler, SearchBudget stopper,
+checkpoint pruning, trial directories), only `make_trainable` is replaced by the stand-in; the run
+directory is claimed by `fresh_run`, the search runs through `fit_and_sync` and ends with the CLI's
+`_finish` (export and what it prints), as `pairtune search` does after preparing its data.
+"""
+
+import json
+
+import pytest
+from optuna.trial import TrialState
+from standin import GOOD, SLOW, SPACE, analytic_trial
+
+from model.metrics import AGREEMENT
+from search.config.parse import parse_config
+from search.runs.layout import END_FILE, EPOCH, STOPS_FILE, ended_by, run_dir
+
+EPOCHS = 4  # ASHA's rungs at epochs 1, 2, 4 (grace 1, reduction factor 2)
+REPORT_AT = tuple(float(e) for e in range(1, EPOCHS + 1))
+# Fails right after its first report (epoch 1, about 0.70: between GOOD's 0.76 and SLOW's 0.59).
+FAILING = {**GOOD, "train.lr": 1e-5, "train.margin": 0.6}
+FAIL_IF = {"train.margin": 0.5}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One local Ray for the module. An earlier test may have left one running: reuse it (any local
+    Ray with a CPU runs these trials) and leave it running; one started here is shut down here."""
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a `ray start` cluster
+    yield
+    if started:
+        ray.shutdown()
+
+
+def standin_search(tmp_path, monkeypatch, capsys=None, trial=None, export=True, **search):
+    """A search with pairtune's machinery over the stand-in; returns (ResultGrid, run directory, the
+    searcher make_tuner built, the printed output of the CLI's end of a search and its exit code)."""
+    from ray import tune
+
+    from search.cli.searching import _finish
+    from search.tune import tuner
+
+    raw = {
+        "data": {"pairs": "demo"},
+        "model": {"backbone": "minilm"},
+        "train": {"epochs": EPOCHS},
+        "search": {"name": "m", "storage_path": str(tmp_path / "runs"), "max_concurrent_trials": 1, "seed": 0,
+                   "grace_period": 1, "reduction_factor": 2, "baseline": False, "space": SPACE, **search},
+    }
+    cfg = tuner.fresh_run(parse_config(raw, "standin.yaml"))
+    built = []
+    real_searcher = tuner.make_searcher
+    monkeypatch.setattr(tuner, "make_searcher", lambda c, **kw: built.append(real_searcher(c, **kw)) or built[-1])
+    monkeypatch.setattr(tuner, "make_trainable",
+                        lambda c, prepared: tune.with_parameters(analytic_trial, report_at=REPORT_AT, **(trial or {})))
+    run = run_dir(cfg)
+    grid = tuner.fit_and_sync(tuner.make_tuner(cfg, None), run)
+    if not export:
+        return grid, run, built[0], "", None, cfg
+    if capsys is not None:
+        capsys.readouterr()
+    code = _finish(grid, run)
+    printed = capsys.readouterr().out if capsys is not None else ""
+    return grid, run, built[0], printed, code, cfg
+
+
+def results(run, trial_id) -> list[dict]:
+    return [json.loads(line) for line in (run / trial_id / "result.json").read_text().splitlines() if line.strip()]
+
+
+def summary(run) -> dict:
+    return json.loads((run / "export" / "summary.json").read_text())
+
+
+def leaderboard(run):
+    import pandas as pd
+
+    return pd.read_csv(run / "export" / "leaderboard.csv")
+
+
+# --- budgets: each ends the search and says so --------------------------------------------------
+
+
+def test_num_samples_ends_the_search_when_no_budget_does(tmp_path, monkeypatch, capsys):
+    grid, run, _, printed, code, _ = standin_search(tmp_path, monkeypatch, capsys, num_samples=3)
+    assert code == 0 and len(grid) == 3 and not any(r.error for r in grid)
+    assert not (run / END_FILE).exists() and ended_by(run) == {"ended_by": None}  # no budget ended it
+    assert summary(run)["ended_by"] == "num_samples"  # every trial ran
+    assert "search ended: all num_samples trials ran" in printed
+
+
+def test_target_ends_the_search(tmp_path, monkeypatch, capsys):
+    grid, run, _, printed, code, _ = standin_search(tmp_path, monkeypatch, capsys, num_samples=20, target=0.7,
+                                                    points_to_evaluate=[GOOD])
+    first = next(r for r in grid if r.config["train.lr"] == pytest.approx(GOOD["train.lr"]))
+    tid = first.metrics["trial_id"]
+    end = ended_by(run)
+    assert (end["ended_by"], end["target"], end["trial_id"]) == ("target", 0.7, tid)
+    assert end["value"] == pytest.approx(results(run, tid)[0][AGREEMENT]) and end["value"] >= 0.7
+    assert code == 0 and len(grid) < 20  # GOOD's first validation reached the target
+    s = summary(run)
+    assert s["ended_by"] == "target" and s["value"] >= 0.7
+    board = leaderboard(run)
+    assert len(board) < 20
+    assert board.loc[board.trial_id == s["trial_id"], "outcome"].item() == "stopped_by_search_end"
+    assert f"search ended: target 0.7 reached by trial {tid}" in printed
+
+
+def test_epoch_budget_ends_the_search(tmp_path, monkeypatch, capsys):
+    grid, run, _, printed, code, _ = standin_search(tmp_path, monkeypatch, capsys, num_samples=20, epoch_budget=6,
+                                                    scheduler="fifo")
+    end = ended_by(run)
+    # One trial at a time, each validating once per epoch: the budget is met exactly at 6 epochs.
+    assert (end["ended_by"], end["epoch_budget"], end["epochs_total"]) == ("epoch_budget", 6, 6.0)
+    assert code == 0 and len(grid) == 2
+    trained = sum(max(r[EPOCH] for r in results(run, t.metrics["trial_id"])) for t in grid)
+    assert trained == 6.0
+    assert summary(run)["ended_by"] == "epoch_budget"
+    assert "search ended: epoch budget of 6.0 epochs reached" in printed
+
+
+def test_time_budget_ends_the_search(tmp_path, monkeypatch):
+    from search.cli.reading import _ended_line
+
+    # No export here: on a loaded machine no trial may have reported within the 2 s.
+    grid, run, *_ = standin_search(tmp_path, monkeypatch, trial={"sleep_s": 0.3}, num_samples=50, time_budget_s=2,
+                                   scheduler="fifo", export=False)
+    end = ended_by(run)
+    assert (end["ended_by"], end["time_budget_s"]) == ("time_budget", 2) and end["elapsed_s"] >= 2
+    assert len(grid) < 50
+    assert _ended_line(end) == "search ended: time budget of 2.0 s reached"
+
+
+# --- what TPE is told of each trial's outcome ----------------------------------------------------
+
+_outcome_runs: dict = {}
+
+
+@pytest.fixture
+def outcome_run(tmp_path_factory, monkeypatch):
+    """Per search.stopped_trials, one search of three trials one at a time, in this order: FAILING
+    errors after its first validation; GOOD runs to its last epoch; SLOW is stopped by ASHA at its
+    first rung (epoch 1, far below the other two there). Returns (run, searcher, {name: trial id}, cfg)."""
+
+    def get(feedback):
+        if feedback not in _outcome_runs:
+            grid, run, searcher, _, _, cfg = standin_search(
+                tmp_path_factory.mktemp(feedback), monkeypatch, trial={"fail_if": FAIL_IF}, num_samples=3,
+                max_failures=0, stopped_trials=feedback, points_to_evaluate=[FAILING, GOOD, SLOW])
+            ids = {}
+            for r in grid:
+                name = next(n for n, c in (("FAILING", FAILING), ("GOOD", GOOD), ("SLOW", SLOW))
+                            if all(r.config[k] == pytest.approx(v) for k, v in c.items()))
+                ids[name] = r.metrics["trial_id"] if r.metrics else r.path.rsplit("/", 1)[-1]
+            assert len(ids) == 3, ids
+            _outcome_runs[feedback] = (run, searcher, ids, cfg)
+        return _outcome_runs[feedback]
+
+    return get
+
+
+def told(searcher, trial_id):
+    """The Optuna trial TPE learns from, for a Tune trial."""
+    number = searcher._ot_trials[trial_id].number
+    return next(t for t in searcher._ot_study.get_trials(deepcopy=False) if t.number == number)
+
+
+@pytest.mark.parametrize("feedback", ["pruned", "rung", "stock"])
+def test_outcomes_tpe_learns_from_a_real_search(feedback, outcome_run):
+    run, searcher, ids, _ = outcome_run(feedback)
+    values = {name: [r[AGREEMENT] for r in results(run, tid)] for name, tid in ids.items()}
+    assert len(values["FAILING"]) == 1 and len(values["GOOD"]) == EPOCHS and len(values["SLOW"]) == 1
+    failing, good, slow = (told(searcher, ids[n]) for n in ("FAILING", "GOOD", "SLOW"))
+    assert failing.state == TrialState.FAIL and failing.value is None
+    if feedback == "pruned":  # finished: its best value; stopped: PRUNED, with its value at each rung it reached
+        assert (good.state, good.value) == (TrialState.COMPLETE, pytest.approx(max(values["GOOD"])))
+        assert slow.state == TrialState.PRUNED and slow.intermediate_values == {1: pytest.approx(values["SLOW"][0])}
+    elif feedback == "rung":  # every trial: its value at the first rung
+        assert (good.state, good.value) == (TrialState.COMPLETE, pytest.approx(values["GOOD"][0]))
+        assert (slow.state, slow.value) == (TrialState.COMPLETE, pytest.approx(values["SLOW"][0]))
+    else:  # Ray's: the last value, a stopped trial's early value as if it had finished
+        assert (good.state, good.value) == (TrialState.COMPLETE, pytest.approx(values["GOOD"][-1]))
+        assert (slow.state, slow.value) == (TrialState.COMPLETE, pytest.approx(values["SLOW"][0]))
+
+
+def test_asha_records_the_trials_it_stopped(outcome_run):
+    run, _, ids, _ = outcome_run("pruned")
+    stops = [json.loads(line) for line in (run / STOPS_FILE).read_text().splitlines()]
+    # SLOW only: GOOD got ASHA's STOP too, at max_t with its final result, which is no early stop;
+    # FAILING errored.
+    assert stops == [{"trial_id": ids["SLOW"], EPOCH: 1.0, "by": "asha"}]
+    board = leaderboard(run).set_index("trial_id")
+    assert board.loc[ids["SLOW"], "outcome"] == "stopped_by_asha"
+    assert board.loc[ids["GOOD"], "outcome"] == "finished"
+    assert board.loc[ids["FAILING"], "outcome"] == "error" and "StandInError" in board.loc[ids["FAILING"], "error"]
+
+
+def test_searcher_state_in_the_run_restores_what_tpe_learnt(outcome_run):
+    """`pairtune resume` (Tuner.restore) rebuilds the searcher from its state saved in the run
+    directory: the same Optuna history and the same bookkeeping of rungs and best values, so it
+    suggests what the searcher would have suggested next."""
+    from search.tune.searcher import make_searcher
+
+    run, searcher, ids, cfg = outcome_run("pruned")
+    restored = make_searcher(cfg)
+    restored.restore_from_dir(str(run))
+
+    def history(s):
+        return [(t.number, t.state, t.value, t.intermediate_values, t.params) for t in s._ot_study.get_trials()]
+
+    assert history(restored) == history(searcher) and len(history(restored)) == 3
+    for attr in ("_feedback", "_time_attr", "_milestones", "_best_value", "_reported", "_first_rung_value",
+                 "_completed_trials"):
+        assert getattr(restored, attr) == getattr(searcher, attr), attr
+    assert restored._feedback == "pruned" and restored._milestones == [1.0, 2.0, 4.0]
+    assert set(restored._best_value) == set(ids.values())
+    assert restored.suggest("next") == searcher.suggest("next")
