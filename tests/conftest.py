@@ -97,38 +97,82 @@ def s3_server(tmp_path_factory):
                 os.environ[k] = v
 
 
-@pytest.fixture(scope="session")
-def small_search(tmp_path_factory, tiny_backbone, ruddit_pairs):
-    """One real search through the CLI shared by the report and tracker tests (each search costs about a
-    minute): 5 tiny-BERT trials on Ruddit votes, TPE + ASHA stopping some, validating inside epochs,
-    with W&B (offline) and MLflow (SQLite) tracking on. Returns (run directory, CompletedProcess)."""
-    import os
-    import subprocess
+# The one real search through the CLI that the whole test run shares (each search costs about a minute):
+# test_search, test_report, test_trackers, test_failing_trials and test_damaged_runs read it; a test that
+# changes a run copies it first (shared_run_copy). Its seeded TPE samples its 4 trials from its random
+# start-up (n_startup_trials covers them all), so which backbone each draws is fixed: SHARED_SEED is one
+# whose draws are all the working backbone; the broken one runs only as its points_to_evaluate entry.
+SHARED_TRIALS = 7  # 3 points to evaluate (a good one, a NaN one, a broken backbone) + 4 sampled
+SHARED_SEED = 35
+SHARED_FIRST_LR = 1e-3  # the good point, run as given
+SHARED_NAN_LR = 1e30  # outside the searched range on purpose: its loss is NaN at the first step
+SHARED_DROPOUT = 0.27  # fixed under search.space, so every trial (and the exported best.yaml) has it
 
-    import yaml
 
-    import mlflow  # noqa: F401  test dependencies (pyproject's test extra): missing, the tests fail, never skip
-    import wandb  # noqa: F401
-    tmp = tmp_path_factory.mktemp("small_search")
-    config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 600, "folds": 4, "max_length": 32},
-        "model": {"backbone": tiny_backbone},
+def shared_search_config(tmp: Path, backbone: str, broken: str, pairs: Path) -> dict:
+    return {
+        "data": {"pairs": str(pairs), "max_votes": 600, "folds": 4, "max_length": 32},
+        "model": {"backbone": backbone},
         "train": {"epochs": 1, "batch_size": 32, "val_every_n_steps": 3},
         "search": {
-            "name": "rep", "storage_path": str(tmp / "runs"), "num_samples": 5, "max_concurrent_trials": 2,
-            "grace_period": 0.5, "reduction_factor": 2, "n_startup_trials": 3,
+            "name": "shared", "storage_path": str(tmp / "runs"), "num_samples": SHARED_TRIALS, "max_concurrent_trials": 2,
+            "grace_period": 0.5, "reduction_factor": 2, "n_startup_trials": SHARED_TRIALS, "seed": SHARED_SEED,
+            "max_failures": 0,  # both failures are deterministic: a retry would fail again
             "space": {"train.lr": {"loguniform": [1e-5, 3e-2]}, "train.margin": {"uniform": [0.1, 1.0]},
-                      "train.loss": {"choice": ["margin", "logistic"]}},
+                      "train.loss": {"choice": ["margin", "logistic"]}, "model.backbone": {"choice": [backbone, broken]},
+                      "model.dropout": SHARED_DROPOUT},
+            "points_to_evaluate": [
+                {"train.lr": SHARED_FIRST_LR, "train.margin": 0.5, "train.loss": "margin", "model.backbone": backbone},
+                {"train.lr": SHARED_NAN_LR, "train.margin": 0.5, "train.loss": "margin", "model.backbone": backbone},
+                {"train.lr": SHARED_FIRST_LR, "train.margin": 0.5, "train.loss": "logistic", "model.backbone": broken},
+            ],
             "tracking": {"wandb": {"project": "pairtune-test", "mode": "offline"}, "mlflow": {}},
         },
     }
+
+
+def broken_backbone(tiny_backbone: str, directory: Path) -> str:
+    """A copy of the tiny backbone whose weights file is garbage: the config check passes, the trial raises."""
+    import shutil
+
+    shutil.copytree(tiny_backbone, directory)
+    (directory / "model.safetensors").write_bytes(b"not a safetensors file")
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def small_search(tmp_path_factory, tiny_backbone, ruddit_pairs):
+    """The one real search through the CLI (`python -m search.cli search CONFIG` in a subprocess, as users
+    run it) shared by the whole test run: SHARED_TRIALS tiny-BERT trials on Ruddit votes, TPE + ASHA
+    stopping some, validating inside epochs, model.dropout fixed under the space, W&B (offline) and MLflow
+    (SQLite) tracking on, and two trials that fail (a NaN loss, a broken backbone) among them.
+    Never change its run: copy it (shared_run_copy). Returns run (directory), out (CompletedProcess),
+    config_path, config (dict), backbone, broken."""
+    import os
+    import subprocess
+
+    import mlflow  # noqa: F401  test dependencies (pyproject's test extra): missing, the tests fail, never skip
+    import wandb  # noqa: F401
+    import yaml
+    tmp = tmp_path_factory.mktemp("small_search")
+    broken = broken_backbone(tiny_backbone, tmp / "broken-bert")
+    config = shared_search_config(tmp, tiny_backbone, broken, ruddit_pairs)
     path = tmp / "search.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
     out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path)], capture_output=True, text=True,
                          timeout=900, env=env, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return tmp / "runs" / "rep", out
+    return SimpleNamespace(run=tmp / "runs" / "shared", out=out, config_path=path, config=config,
+                           backbone=tiny_backbone, broken=broken)
+
+
+@pytest.fixture
+def shared_run_copy(small_search, tmp_path):
+    """A copy of the shared search's run directory, under tmp_path, for a test that damages or changes it."""
+    import shutil
+
+    return Path(shutil.copytree(small_search.run, tmp_path / "runs" / small_search.run.name, symlinks=True))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-import yaml
 
 from search.config.parse import parse_config
 from search.runs.layout import CONFIG_FILE
@@ -62,62 +61,41 @@ def test_a_file_cut_between_lines_is_caught_by_the_experiment_state(tmp_path):
     assert trial_record(trial, tmp_path).problem is None
 
 
-# A real finished search (2 tiny-BERT trials, about a minute), damaged afterwards.
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, tiny_backbone, ruddit_pairs):
-    import subprocess
-    import sys
-
-    tmp = tmp_path_factory.mktemp("damaged")
-    config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 600, "folds": 4, "max_length": 32},
-        "model": {"backbone": tiny_backbone},
-        "train": {"epochs": 2, "batch_size": 32, "val_every_n_steps": 4},
-        "search": {"name": "d", "storage_path": str(tmp / "runs"), "num_samples": 2, "max_concurrent_trials": 2,
-                   "scheduler": "fifo", "points_to_evaluate": [{"train.lr": 3e-3}, {"train.lr": 1e-6}],
-                   "space": {"train.lr": {"loguniform": [1e-6, 1e-2]}}},
-    }
-    path = tmp / "c.yaml"
-    path.write_text(yaml.safe_dump(config))
-    out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path)], capture_output=True, text=True,
-                         timeout=900, check=False)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return tmp / "runs" / "d"
-
+# A real finished search, damaged afterwards: a copy of conftest's small_search, the search the whole run shares.
 
 @pytest.mark.slow
-def test_a_cut_result_file_stops_export_report_and_resume_without_touching_the_export(finished_run, run_cli, capsys):
+def test_a_cut_result_file_stops_export_report_and_resume_without_touching_the_export(shared_run_copy, small_search, run_cli,
+                                                                                       capsys):
+    from conftest import SHARED_TRIALS
+
     from search.cli.searching import _finish
 
-    run = finished_run
+    run = shared_run_copy
     export = run / "export"
     summary = json.loads((export / "summary.json").read_text())
     before = {name: (export / name).read_bytes() for name in ("best.yaml", "summary.json", "leaderboard.csv")}
     best = run / summary["best_trial"] / "result.json"
     board = pd.read_csv(export / "leaderboard.csv")
-    assert len(board) == 2 and board.best_agreement.notna().all()
+    assert len(board) == SHARED_TRIALS and board.best_agreement[board.outcome != "error"].notna().all()
     text = best.read_text()
     best.write_text(text[: len(text) // 2])
-    try:
-        out = run_cli("export", str(run))
-        assert out.returncode == 2, out.stdout + out.stderr
-        assert f"{best}: " in out.stderr and "Traceback" not in out.stderr, out.stderr
-        for name, data in before.items():  # the correct export stays as it was
-            assert (export / name).read_bytes() == data, name
+    out = run_cli("export", str(run))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"{best}: " in out.stderr and "Traceback" not in out.stderr, out.stderr
+    for name, data in before.items():  # the correct export stays as it was
+        assert (export / name).read_bytes() == data, name
 
-        out = run_cli("report", str(run))
-        assert out.returncode == 2 and f"{best}: " in out.stderr, out.stdout + out.stderr
+    out = run_cli("report", str(run))
+    assert out.returncode == 2 and f"{best}: " in out.stderr, out.stdout + out.stderr
 
-        # What `search` and `resume` run once Tune returns (resume of a finished run: no trial reruns).
-        code = _finish([], run)
-        err = capsys.readouterr().err
-        assert code == 2 and f"{best}: " in err, err
-        for name, data in before.items():
-            assert (export / name).read_bytes() == data, name
+    # What `search` and `resume` run once Tune returns (resume of a finished run: no trial reruns).
+    code = _finish([], run)
+    err = capsys.readouterr().err
+    assert code == 2 and f"{best}: " in err, err
+    for name, data in before.items():
+        assert (export / name).read_bytes() == data, name
 
-        out = run_cli("status", str(run))  # the live view shows what it can, and says what it could not read
-        assert out.returncode == 0
-        assert f"{best}: " in out.stdout and "damaged" in out.stdout, out.stdout
-    finally:
-        best.write_text(text)
+    out = run_cli("status", str(run))  # the live view shows what it can, and says what it could not read
+    assert out.returncode == 0
+    assert f"{best}: " in out.stdout and "damaged" in out.stdout, out.stdout
+    assert (small_search.run / summary["best_trial"] / "result.json").read_text() == text  # only the copy was damaged

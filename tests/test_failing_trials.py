@@ -1,43 +1,42 @@
-"""Failing trials are contained: a diverging trial (loss NaN) and a trial that raises both end as
-errors with their reason in the leaderboard and the summary; the other trials and the search go on."""
-
-import shutil
-import subprocess
-import sys
+"""Failing trials are contained: a diverging trial (loss NaN) and a trial that raises (a broken backbone)
+both end as errors with their reason in the leaderboard and the summary; the other trials and the
+search go on. Both are points to evaluate of conftest's small_search, the search the whole run shares."""
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import (
+    SHARED_FIRST_LR,
+    SHARED_NAN_LR,
+    SHARED_SEED,
+    SHARED_TRIALS,
+    shared_search_config,
+)
 
-pytestmark = pytest.mark.slow
+
+def test_the_shared_search_samples_only_the_working_backbone(tmp_path, tiny_backbone, ruddit_pairs):
+    """The shared search's seeded TPE draws its sampled trials from its random start-up, so the broken
+    backbone runs exactly once, as its point. If Optuna ever draws differently, this says so (and which
+    seed to look for) before the shared search's counts do."""
+    from conftest import broken_backbone
+
+    from search.config.parse import parse_config
+    from search.tune.searcher import make_searcher
+
+    broken = broken_backbone(tiny_backbone, tmp_path / "broken-bert")
+    raw = yaml.safe_load(yaml.safe_dump(shared_search_config(tmp_path, tiny_backbone, broken, ruddit_pairs)))  # as written
+    searcher = make_searcher(parse_config(raw, "search.yaml"))
+    drawn = [searcher.suggest(f"t{i}")["model.backbone"] for i in range(SHARED_TRIALS)]
+    assert drawn.count(broken) == 1, f"seed {SHARED_SEED} now draws the broken backbone {drawn.count(broken) - 1} more time(s)"
 
 
-def test_nan_and_raising_trials_do_not_take_the_search_down(tmp_path, tiny_backbone, ruddit_pairs):
-    broken = tmp_path / "broken-bert"
-    shutil.copytree(tiny_backbone, broken)
-    (broken / "model.safetensors").write_bytes(b"not a safetensors file")  # loads fine until the trial
-    config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 1500, "max_length": 64},
-        "model": {"backbone": tiny_backbone},
-        "train": {"epochs": 1, "batch_size": 32, "schedule": "constant"},
-        "search": {
-            "name": "f", "storage_path": str(tmp_path / "runs"), "num_samples": 3, "max_concurrent_trials": 2,
-            "scheduler": "fifo", "max_failures": 0,  # both failures are deterministic: a retry would fail again
-            "space": {"train.lr": {"choice": [1e-3, 1e30]}, "model.backbone": {"choice": [tiny_backbone, str(broken)]}},
-            "points_to_evaluate": [
-                {"train.lr": 1e-3, "model.backbone": tiny_backbone},
-                {"train.lr": 1e30, "model.backbone": tiny_backbone},
-                {"train.lr": 1e-3, "model.backbone": str(broken)},
-            ],
-        },
-    }
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(config))
-    out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path)], capture_output=True, text=True, timeout=600)
+@pytest.mark.slow
+def test_nan_and_raising_trials_do_not_take_the_search_down(small_search):
+    out, backbone, broken = small_search.out, small_search.backbone, small_search.broken
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "search finished: 3 trials, 2 errored" in out.stdout
-    board = pd.read_csv(tmp_path / "runs" / "f" / "export" / "leaderboard.csv").set_index(["param:train.lr", "param:model.backbone"])
-    good, nan, raised = board.loc[(1e-3, tiny_backbone)], board.loc[(1e30, tiny_backbone)], board.loc[(1e-3, str(broken))]
+    assert f"search finished: {SHARED_TRIALS} trials, 2 errored" in out.stdout
+    board = pd.read_csv(small_search.run / "export" / "leaderboard.csv").set_index(["param:train.lr", "param:model.backbone"])
+    good, nan, raised = board.loc[(SHARED_FIRST_LR, backbone)], board.loc[(SHARED_NAN_LR, backbone)], board.loc[(SHARED_FIRST_LR, broken)]
     assert good.outcome == "finished" and good.best_agreement > 0
     assert nan.outcome == "error" and "training loss became nan" in nan.error
     assert raised.outcome == "error" and "safetensors" in raised.error.lower()

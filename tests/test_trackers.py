@@ -4,31 +4,38 @@ the config; plus the baseline in the search summary."""
 
 import json
 
+import pandas as pd
 import pytest
+from conftest import SHARED_TRIALS
 
 from model.metrics import AGREEMENT
 
 pytestmark = pytest.mark.slow
 
-TRIALS = 5  # conftest's small_search
+TRIALS = SHARED_TRIALS  # conftest's small_search, the search the whole run shares
 
 
 @pytest.fixture(scope="module")
 def tracked_run(small_search):
-    run, out = small_search
-    trials = sorted(p for p in run.iterdir() if (p / "result.json").exists())
-    assert len(trials) == TRIALS
-    return run, trials, out
+    """(run, the trials that reported results, CompletedProcess); every trial's id is in `errored` or `trials`."""
+    run, out = small_search.run, small_search.out
+    assert len([p for p in run.iterdir() if (p / "result.json").exists()]) == TRIALS
+    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    errored = set(board.trial_id[board.outcome == "error"])
+    assert len(errored) == 2  # a NaN loss and a broken backbone (test_failing_trials), before any result
+    trials = sorted(run / t for t in board.trial_id if t not in errored)
+    assert all(_results(t) for t in trials)
+    return run, trials, out, errored
 
 
 def _results(trial):
-    return [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+    return [json.loads(line) for line in (trial / "result.json").read_text().splitlines() if line.strip()]
 
 
 def test_every_trial_writes_tensorboard_events_with_agreement(tracked_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    _, trials, _ = tracked_run
+    _, trials, _, _ = tracked_run
     for trial in trials:
         events = list((trial / "lightning").rglob("events.out.tfevents.*"))
         assert events, f"no TensorBoard events in {trial}"
@@ -41,12 +48,14 @@ def test_every_trial_writes_tensorboard_events_with_agreement(tracked_run):
 
 
 def test_wandb_offline_logs_each_trial(tracked_run):
-    run, trials, _ = tracked_run
+    run, trials, _, errored = tracked_run
     offline = sorted((run / "wandb").glob("offline-run-*"))
     assert len(offline) == TRIALS
-    ids = {t.name for t in trials}
+    ids = {t.name for t in trials} | errored  # the failed trials too: a W&B run starts with its trial
     assert {d.name.rsplit("-", 1)[-1] for d in offline} == ids  # one W&B run per trial, named by trial id
     for d in offline:
+        if d.name.rsplit("-", 1)[-1] in errored:
+            continue
         log = next(d.glob("run-*.wandb")).read_bytes()
         assert AGREEMENT.encode() in log
 
@@ -54,18 +63,20 @@ def test_wandb_offline_logs_each_trial(tracked_run):
 def test_mlflow_store_has_each_trials_agreement(tracked_run):
     from mlflow.tracking import MlflowClient
 
-    run, trials, _ = tracked_run
+    run, trials, _, errored = tracked_run
     client = MlflowClient(tracking_uri=f"sqlite:///{run / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(run.name)  # the search name
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == TRIALS
+    by_trial = {r.data.tags.get("trial_name", r.info.run_name).split("_")[0]: r for r in runs}
+    assert {t for t, r in by_trial.items() if r.info.status == "FAILED"} == errored  # the failed trials say so
     last = {t.name: _results(t)[-1][AGREEMENT] for t in trials}
-    got = {r.data.tags.get("trial_name", r.info.run_name).split("_")[0]: r.data.metrics[AGREEMENT] for r in runs}
+    got = {t: r.data.metrics[AGREEMENT] for t, r in by_trial.items() if t not in errored}
     assert got == pytest.approx(last)
 
 
 def test_summary_has_the_baseline(tracked_run):
-    run, _, out = tracked_run
+    run, _, out, _ = tracked_run
     summary = json.loads((run / "export" / "summary.json").read_text())
     baseline = summary["baseline"]
     assert baseline["baseline"] == "tfidf_ridge" and 0.0 <= baseline["agreement"] <= 1.0
