@@ -17,6 +17,8 @@ from model.metrics import AGREEMENT
 from search.config.parse import parse_config
 from search.runs.layout import END_FILE, EPOCH, STOPS_FILE, ended_by, run_dir
 
+pytestmark = pytest.mark.slow  # a local Ray: seconds per search, not the inner loop's milliseconds
+
 EPOCHS = 4  # ASHA's rungs at epochs 1, 2, 4 (grace 1, reduction factor 2)
 REPORT_AT = tuple(float(e) for e in range(1, EPOCHS + 1))
 # Fails right after its first report (epoch 1, about 0.70: between GOOD's 0.76 and SLOW's 0.59).

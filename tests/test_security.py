@@ -43,6 +43,7 @@ def test_checkpoints_round_trip_and_refuse_pickled_code(tmp_path, tiny_backbone)
     assert "weights_only" not in str(err.value)
 
 
+@pytest.mark.slow  # starts a local Ray
 def test_local_ray_dashboard_is_loopback_only_and_needs_the_token():
     import socket
     import urllib.error

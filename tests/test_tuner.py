@@ -29,6 +29,7 @@ def test_preflight_checks_every_backbone_choice(tmp_path):
         preflight(cfg)
 
 
+@pytest.mark.slow  # starts a local Ray
 def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_the_trial_naming_its_node():
     """An explicit precision is kept or refused, never swapped: a declared GPU that CUDA cannot see
     (a logical Ray GPU here) fails a 16-mixed trial with a message naming the node; auto falls back."""

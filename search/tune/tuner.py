@@ -33,7 +33,6 @@ from search.tune.prepare import prepare_data
 from search.tune.scheduler import make_scheduler
 from search.tune.searcher import make_searcher
 from search.tune.tracking import tracking_callbacks
-from search.tune.trial import run_trial
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,14 @@ def trial_name(trial) -> str:
         short = key.split(".", 1)[-1]
         parts.append(f"{short}={value:.3g}" if isinstance(value, float) else f"{short}={value}")
     return "_".join(parts)[:120]
+
+
+def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None:
+    """The trial function Ray runs (search/tune/trial.py); imported here, in the trial's process, so the
+    driver that starts a search never imports Lightning."""
+    from search.tune.trial import run_trial as trial
+
+    trial(params, cfg, prepared)
 
 
 def make_trainable(cfg: PairtuneConfig, prepared: PreparedData):
