@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data import make_fold, read_pairs, tokenize_texts  # noqa: E402
-from data.loaders import FoldData, text_loader, train_loader  # noqa: E402
+from data.loaders import FoldInputs, text_loader, train_loader  # noqa: E402
 from model.backbone import load_tokenizer, resolve_backbone  # noqa: E402
 from model.config import ModelConfig, TrainConfig  # noqa: E402
 from model.ranker import PairwiseRanker  # noqa: E402
@@ -241,7 +241,7 @@ def main() -> None:
     tok = load_tokenizer("minilm")
     tokens = tokenize_texts(votes.texts, tok, MAX_LENGTH)
     t, v = split.train_votes, split.val_votes
-    data = FoldData(tokens, votes.less[t], votes.more[t], votes.less[v], votes.more[v])
+    data = FoldInputs(tokens, votes.less[t], votes.more[t], votes.less[v], votes.more[v])
     text = lambda idx: [votes.texts[i] for i in idx]  # noqa: E731
     tcfg = TrainConfig(lr=1e-4, weight_decay=1e-6, batch_size=BATCH, margin=0.5, texts_per_forward=args.texts_per_forward or None)
     mcfg = ModelConfig(backbone="minilm", pooling="cls", dropout=0.2)
@@ -249,7 +249,7 @@ def main() -> None:
     # The same seeded subset of training votes for both sides (and a separate one to warm up on).
     picked = np.random.default_rng(0).choice(len(data.train_less), size=(args.steps + 2) * BATCH, replace=False)
     timed, warm = picked[: args.steps * BATCH], picked[args.steps * BATCH :]
-    subset = lambda idx: FoldData(tokens, data.train_less[idx], data.train_more[idx], data.val_less, data.val_more)  # noqa: E731
+    subset = lambda idx: FoldInputs(tokens, data.train_less[idx], data.train_more[idx], data.val_less, data.val_more)  # noqa: E731
 
     def train_setup(kind):
         if kind == "baseline":

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throughput as T
 
-from data.loaders import FoldData, train_loader
+from data.loaders import FoldInputs, train_loader
 from model.config import ModelConfig, TrainConfig
 from model.ranker import PairwiseRanker
 
@@ -44,7 +44,7 @@ def main() -> None:
     picked = np.random.default_rng(0).choice(len(t), size=(args.steps + 2) * T.BATCH, replace=False)
     timed, warm = t[picked[: args.steps * T.BATCH]], t[picked[args.steps * T.BATCH:]]
     none = votes.less[:0]
-    subset = lambda idx: FoldData(tokens, votes.less[idx], votes.more[idx], none, none)
+    subset = lambda idx: FoldInputs(tokens, votes.less[idx], votes.more[idx], none, none)
     params, layers, hidden = T.encoder_shape("minilm")
     mcfg = ModelConfig(backbone="minilm", pooling="cls", dropout=0.2)
     tcfg = TrainConfig(lr=1e-4, weight_decay=1e-6, batch_size=T.BATCH, margin=0.5)

@@ -17,8 +17,9 @@ from data.tokens import TokenizedTexts
 
 
 @dataclass(frozen=True)
-class FoldData:
-    """Everything a trial needs to train and validate one fold; cheap to pickle.
+class FoldInputs:
+    """What training and validation read for one fold: the tokenised texts and, per vote, which texts
+    it compares (a FoldSplit, data/folds.py, says only which votes train and which validate); cheap to pickle.
 
     train_less/train_more/val_less/val_more: (V,) indices into `tokens`, one per vote.
     """
@@ -45,7 +46,7 @@ class _VoteCollate:
     sorted by length and cut into chunks of that many, each padded only to its own longest text
     (a batch's less- and more-toxic texts differ a lot in length, so one padded block wastes much)."""
 
-    def __init__(self, data: FoldData, max_length: int, texts_per_forward: int | None = None):
+    def __init__(self, data: FoldInputs, max_length: int, texts_per_forward: int | None = None):
         self.data, self.max_length, self.texts_per_forward = data, max_length, texts_per_forward
 
     def __call__(self, votes: list[int]) -> dict:
@@ -81,7 +82,7 @@ class _TextCollate:
 class _ScoredTextCollate:
     """Training texts -> one batch for pointwise regression: their tokens (chunked like votes) and scores."""
 
-    def __init__(self, data: FoldData, max_length: int, texts_per_forward: int | None = None):
+    def __init__(self, data: FoldInputs, max_length: int, texts_per_forward: int | None = None):
         self.data, self.max_length, self.texts_per_forward = data, max_length, texts_per_forward
 
     def __call__(self, positions: list[int]) -> dict:
@@ -196,7 +197,7 @@ def _batches(n_items: int, lengths: np.ndarray | None, batch_size: int, seed: in
 
 
 def train_loader(
-    data: FoldData, batch_size: int, max_length: int, seed: int, length_grouping: bool = True,
+    data: FoldInputs, batch_size: int, max_length: int, seed: int, length_grouping: bool = True,
     texts_per_forward: int | None = None, rank: int = 0, world: int = 1,
 ) -> DataLoader:
     """Vote batches, deterministic given the seed: length-grouped (default) or plainly shuffled.
@@ -214,7 +215,7 @@ def train_loader(
 
 
 def scored_text_loader(
-    data: FoldData, batch_size: int, max_length: int, seed: int, length_grouping: bool = True,
+    data: FoldInputs, batch_size: int, max_length: int, seed: int, length_grouping: bool = True,
     texts_per_forward: int | None = None, rank: int = 0, world: int = 1,
 ) -> DataLoader:
     """Batches of training texts with their scores (train.loss mse), shuffled like vote batches."""

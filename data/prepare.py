@@ -26,7 +26,7 @@ from data import (
 )
 from data.config import DataConfig
 from data.folds import cap_train_votes, same_input_groups
-from data.loaders import FoldData
+from data.loaders import FoldInputs
 from data.scores import read_scored, scored_split, subsample_texts
 from data.tokens import seen_keys
 
@@ -49,14 +49,14 @@ class PreparedData:
     tokens: dict[tuple[str, bool], TokenizedTexts]  # (backbone, lowercase) -> tokenised texts
     format: str = "pairs"  # data.format: scored formats' votes are derived pairs
 
-    def fold_data(self, backbone: str, lowercase: bool) -> FoldData:
+    def fold_inputs(self, backbone: str, lowercase: bool) -> FoldInputs:
         tokens = self.tokens[(backbone, lowercase)]
         train, val = self.split.train_votes, self.split.val_votes
         v = self.votes
         if v.scores is None:
-            return FoldData(tokens, v.less[train], v.more[train], v.less[val], v.more[val])
+            return FoldInputs(tokens, v.less[train], v.more[train], v.less[val], v.more[val])
         train_texts = np.flatnonzero(v.text_fold != self.split.fold)
-        return FoldData(tokens, v.less[train], v.more[train], v.less[val], v.more[val],
+        return FoldInputs(tokens, v.less[train], v.more[train], v.less[val], v.more[val],
                         scores=v.scores.astype(np.float32), train_texts=train_texts)
 
     def summary(self) -> dict:

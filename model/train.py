@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 
 from data.loaders import (
-    FoldData,
+    FoldInputs,
     scored_text_loader,
     sharded_batch_count,
     text_loader,
@@ -151,7 +151,7 @@ def _validate_at_epoch_end_too(trainer: pl.Trainer) -> None:
 def fit(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
-    data: FoldData,
+    data: FoldInputs,
     max_length: int,
     on_result: Callable[[ValidationResult, PairwiseRanker], None] = lambda r, m: None,
     root_dir: str | None = None,

@@ -66,13 +66,13 @@ def test_validation_texts_are_shared_out_and_every_process_runs_as_many_batches(
 
 
 def test_training_loader_shards_votes(tiny_backbone):
-    from data.loaders import FoldData
+    from data.loaders import FoldInputs
     from model.backbone import load_tokenizer
 
     pairs = subsample_votes(read_pairs(shared("ruddit_pairs.csv")), 200, 0)
     tokens = tokenize_texts(pairs.texts, load_tokenizer(tiny_backbone), 64)
     empty = np.array([], dtype=np.int64)
-    data = FoldData(tokens, pairs.less, pairs.more, empty, empty)
+    data = FoldInputs(tokens, pairs.less, pairs.more, empty, empty)
     for grouping in (True, False):
         whole = [b["less"].numel() for b in train_loader(data, 32, 64, 3, grouping)]
         halves = [[b["less"].numel() for b in train_loader(data, 32, 64, 3, grouping, rank=r, world=2)] for r in (0, 1)]
@@ -179,7 +179,7 @@ def test_ddp_trial_matches_one_process_training(ddp_search):
     from search.tune.prepare import prepare_data
 
     set_threads(1)
-    _, tracker = fit(best.model, best.train, prepare_data(best).fold_data(best.model.backbone, best.data.lowercase), best.data.max_length)
+    _, tracker = fit(best.model, best.train, prepare_data(best).fold_inputs(best.model.backbone, best.data.lowercase), best.data.max_length)
     one = {round(h.epoch, 2): h for h in tracker.history}
     assert len(one) >= len(rows) >= 2
     for r in rows:

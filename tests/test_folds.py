@@ -102,7 +102,7 @@ def test_texts_the_model_sees_identically_share_a_fold(tmp_path, tiny_backbone, 
     if fmt == "pairs":  # `pairtune train --folds` splits its other folds by the same rule
         from search.config.parse import with_params
         from search.tune.prepare import load_split
-        from search.recipes.train import _fold_data
+        from search.recipes.train import _on_fold
 
         other = with_params(cfg, {"data.fold": 2})
-        assert np.array_equal(_fold_data(prepared, other).split.val_votes, load_split(other)[1].val_votes)
+        assert np.array_equal(_on_fold(prepared, other).split.val_votes, load_split(other)[1].val_votes)

@@ -3,7 +3,7 @@ import pytest
 
 from data import make_fold, read_pairs, tokenize_texts
 from data.folds import cap_train_votes
-from data.loaders import FoldData, LengthGroupedBatches, train_loader
+from data.loaders import FoldInputs, LengthGroupedBatches, train_loader
 from model.backbone import load_tokenizer
 
 
@@ -12,7 +12,7 @@ def data(ruddit_pairs):
     votes = read_pairs(ruddit_pairs)
     tokens = tokenize_texts(votes.texts, load_tokenizer("minilm"), 128)
     idx = np.arange(3000)
-    return FoldData(tokens, votes.less[idx], votes.more[idx], votes.less[:0], votes.more[:0])
+    return FoldInputs(tokens, votes.less[idx], votes.more[idx], votes.less[:0], votes.more[:0])
 
 
 def test_length_grouped_epoch_uses_every_vote_once_and_reshuffles():

@@ -113,7 +113,7 @@ def test_predict_gives_the_models_own_validation_scores(ensemble, tmp_path):
     model = ensemble / "fold_0"
     cfg = load_config(model / "config.yaml")
     prepared = prepare_data(cfg)
-    data = prepared.fold_data(cfg.model.backbone, cfg.data.lowercase)
+    data = prepared.fold_inputs(cfg.model.backbone, cfg.data.lowercase)
     texts, less, more = data.val_texts()
     votes = prepared.votes
     csv = tmp_path / "val.csv"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from data import make_fold, read_pairs, subsample_votes, tokenize_texts
-from data.loaders import FoldData, _VoteCollate, text_loader
+from data.loaders import FoldInputs, _VoteCollate, text_loader
 from model.backbone import load_tokenizer
 from model.config import ModelConfig, TrainConfig
 from model.losses import pairwise_agreement, pairwise_loss
@@ -19,7 +19,7 @@ def fold_data(tiny_backbone, ruddit_pairs):
     split = make_fold(votes, 4, 0, seed=0)
     tokens = tokenize_texts(votes.texts, load_tokenizer(tiny_backbone), max_length=64)
     t, v = split.train_votes, split.val_votes
-    return votes, FoldData(tokens, votes.less[t], votes.more[t], votes.less[v], votes.more[v])
+    return votes, FoldInputs(tokens, votes.less[t], votes.more[t], votes.less[v], votes.more[v])
 
 
 def plain_scores(module, tokenizer, texts, max_length):

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from data import make_fold, read_pairs, subsample_votes, tokenize_texts
-from data.loaders import FoldData, _VoteCollate
+from data.loaders import FoldInputs, _VoteCollate
 from model.backbone import load_tokenizer
 from model.config import ModelConfig, TrainConfig
 from model.train import fit, save_resume_state
@@ -25,7 +25,7 @@ def setup(tmp_path_factory, tiny_backbone, ruddit_pairs):
     split = make_fold(votes, 4, 0, seed=0)
     tokens = tokenize_texts(votes.texts, load_tokenizer(str(backbone)), max_length=48)
     t, v = split.train_votes, split.val_votes
-    return ModelConfig(backbone=str(backbone), dropout=0.0), FoldData(tokens, votes.less[t], votes.more[t], votes.less[v], votes.more[v])
+    return ModelConfig(backbone=str(backbone), dropout=0.0), FoldInputs(tokens, votes.less[t], votes.more[t], votes.less[v], votes.more[v])
 
 
 class Interrupted(Exception):

@@ -149,7 +149,7 @@ def test_training_on_scored_ruddit_logs_pearson_and_spearman(tiny_backbone, loss
         "train": {"epochs": 1, "batch_size": 32, "loss": loss, "lr": 1e-3},
     })
     prepared = prepare_data(cfg)
-    data = prepared.fold_data(cfg.model.backbone, cfg.data.lowercase)
+    data = prepared.fold_inputs(cfg.model.backbone, cfg.data.lowercase)
     assert prepared.summary()["train_texts"] == len(data.train_texts) == 180
     assert len(data.train_less) == 256 and len(data.val_less) > 100
     seen = []

@@ -95,12 +95,12 @@ def test_best_checkpoint_reproduces_its_agreement(search_run):
     assert config["model"] == cfg.to_dict()["model"]
     votes, split = load_split(cfg)
     from data import tokenize_texts
-    from data.loaders import FoldData
+    from data.loaders import FoldInputs
     from model.backbone import load_tokenizer
 
     tokens = tokenize_texts(votes.texts, load_tokenizer(cfg.model.backbone), cfg.data.max_length)
     v = split.val_votes
-    data = FoldData(tokens, votes.less[:0], votes.more[:0], votes.less[v], votes.more[v])
+    data = FoldInputs(tokens, votes.less[:0], votes.more[:0], votes.less[v], votes.more[v])
     texts, less, more = data.val_texts()
     scores = torch.empty(len(texts))
     with torch.no_grad():

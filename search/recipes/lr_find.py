@@ -64,7 +64,7 @@ def find_lr(cfg: PairtuneConfig, min_lr: float = 1e-7, max_lr: float = 1e-1, num
     on_cuda = cuda_usable()
     precision = resolve_precision(cfg.train.precision, on_cuda)
     prepared = prepare_data(cfg)
-    data = prepared.fold_data(cfg.model.backbone, cfg.data.lowercase)
+    data = prepared.fold_inputs(cfg.model.backbone, cfg.data.lowercase)
     t = cfg.train
     loader = train_loader(data, t.batch_size, cfg.data.max_length, t.seed, t.length_grouping, t.texts_per_forward)
     pl.seed_everything(t.seed, workers=True, verbose=False)

@@ -53,7 +53,7 @@ def parse_folds(spec: str | None, cfg: PairtuneConfig) -> list[int] | None:
     return sorted(set(folds))
 
 
-def _fold_data(prepared: PreparedData, cfg: PairtuneConfig) -> PreparedData:
+def _on_fold(prepared: PreparedData, cfg: PairtuneConfig) -> PreparedData:
     """prepared, on cfg's fold. Pair votes: the already read votes, split again (fold assignment is
     deterministic given data.split_seed). Scored data: the fold's pairs are derived inside its own
     text split, exactly as the search did (load_split); the texts, hence the tokens, are the same."""
@@ -75,7 +75,7 @@ def _train_fold(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, toke
             metrics = {**r.metrics, AGREEMENT: r.agreement, "epoch": r.epoch, "step": r.step, "fold": cfg.data.fold}
             save_checkpoint(out_dir, module, config, metrics, tokenizer)
 
-    _, tracker = fit(cfg.model, cfg.train, prepared.fold_data(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, on_result,
+    _, tracker = fit(cfg.model, cfg.train, prepared.fold_inputs(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, on_result,
                      root_dir=str(out_dir), progress=True, monitor=cfg.search.metric)
     best = [r for r in tracker.history if r.is_best][-1]
     return {"metric": cfg.search.metric, "fold": cfg.data.fold, "best_value": best.value,
@@ -92,7 +92,7 @@ def _train_full(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, toke
     prepared = dataclasses.replace(prepared, split=split)
     log.info("training on all %d votes with no validation: %d epochs (train.epochs), no early stopping; "
              "the model after the last epoch is saved", len(split.train_votes), cfg.train.epochs)
-    module, _ = fit(cfg.model, cfg.train, prepared.fold_data(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, root_dir=str(out_dir), progress=True)
+    module, _ = fit(cfg.model, cfg.train, prepared.fold_inputs(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, root_dir=str(out_dir), progress=True)
     metrics = {"trained_on": "all votes", "votes": len(split.train_votes), "epochs": cfg.train.epochs,
                "step": int(module.global_step)}
     save_checkpoint(out_dir, module, cfg.to_dict(), metrics, tokenizer)
@@ -144,7 +144,7 @@ def _train_config(cfg: PairtuneConfig, out: str | None, folds: list[int] | None,
     results = []
     for k in folds:
         cfg_k = with_params(cfg, {"data.fold": k})
-        prepared_k = _fold_data(prepared, cfg_k)
+        prepared_k = _on_fold(prepared, cfg_k)
         results.append(_train_fold(cfg_k, prepared_k, out_dir / FOLD_DIR.format(k), tokenizer))
     scores = [r["best_agreement"] for r in results]
     summary = {

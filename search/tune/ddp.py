@@ -203,7 +203,7 @@ def _worker(config: dict) -> None:
         config["queue"].put({"group": get_current_placement_group()})
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     set_threads(cfg.search.cpus_per_trial / world)
-    data = config["prepared"].fold_data(trial_cfg.model.backbone, trial_cfg.data.lowercase)
+    data = config["prepared"].fold_inputs(trial_cfg.model.backbone, trial_cfg.data.lowercase)
     use_gpu = cfg.search.gpus_per_trial > 0
     where = worker_placement(placement(use_gpu, trial_cfg.train.precision))
     name, config_dict = config["trial_name"], trial_cfg.to_dict()

@@ -112,7 +112,7 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
     trial_cfg = with_params(cfg, params)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # Ray's trial table reports instead
     set_threads(cfg.search.cpus_per_trial)
-    data = prepared.fold_data(trial_cfg.model.backbone, trial_cfg.data.lowercase)
+    data = prepared.fold_inputs(trial_cfg.model.backbone, trial_cfg.data.lowercase)
     trial_dir = tune.get_context().get_trial_dir()
     use_gpu = cfg.search.gpus_per_trial > 0
     where = placement(use_gpu, trial_cfg.train.precision)
