@@ -38,8 +38,13 @@ class Encodings:
     """Every way a trial may tokenise a text: a tokenizer per backbone name, the lowercasing options and
     the max lengths (texts are tokenised at the longest; trials truncate further themselves)."""
     tokenizers: dict[str, Any]
-    lowercase: tuple[bool, ...] = (False,)
-    max_length: tuple[int, ...] = (256,)
+    lowercase: tuple[bool, ...]
+    max_length: tuple[int, ...]
+
+    @property
+    def shortest(self) -> int:
+        """The shortest max length a trial can use: texts the same up to it are one input to that trial."""
+        return int(min(self.max_length))
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class PreparedData:
             return FoldInputs(tokens, v.less[train], v.more[train], v.less[val], v.more[val])
         train_texts = np.flatnonzero(v.text_fold != self.split.fold)
         return FoldInputs(tokens, v.less[train], v.more[train], v.less[val], v.more[val],
-                        scores=v.scores.astype(np.float32), train_texts=train_texts)
+                          scores=v.scores.astype(np.float32), train_texts=train_texts)
 
     def summary(self) -> dict:
         if self.votes.scores is not None:
@@ -112,10 +117,9 @@ def tokenise(texts: list[str], enc: Encodings) -> dict[tuple[str, bool], Tokeniz
     return tokens
 
 
-def same_input(tokens: dict, enc: Encodings) -> np.ndarray:
+def same_input(tokens: dict, shortest: int) -> np.ndarray:
     """Group of each text: texts that some trial's model would see as the same input (same ids after
     lowercasing and truncation at the shortest max_length) must share a fold."""
-    shortest = int(min(enc.max_length))
     return same_input_groups([seen_keys(t, shortest) for t in tokens.values()])
 
 
@@ -135,19 +139,23 @@ def load_pair_split(d: DataConfig, enc: Encodings) -> tuple[PairVotes, FoldSplit
     """Pair votes: texts split into leak-free folds (data/folds.py)."""
     votes = read_pairs(d.pairs, d.less_column, d.more_column)
     votes = subsample_votes(votes, d.max_votes, d.split_seed)
-    too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
     if len(votes.texts) < 2 * d.folds:
-        raise DataError(f"{too_few}; lower data.folds or add votes")
+        raise DataError(f"{_too_few_for_folds(d, votes)}; lower data.folds or add votes")
     tokens = tokenise(votes.texts, enc)
-    return votes, pair_fold(d, votes, tokens, enc), tokens
+    return votes, pair_fold(d, votes, tokens, enc.shortest), tokens
 
 
-def pair_fold(d: DataConfig, votes: PairVotes, tokens: dict, enc: Encodings) -> FoldSplit:
-    """The configured leak-free fold of pair votes (texts the model sees identically share a fold),
-    capped at data.max_train_votes; the one rule for the search, `pairtune train --folds` and the baseline."""
-    too_few = f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
+def _too_few_for_folds(d: DataConfig, votes: PairVotes) -> str:
+    return f"{votes.source}: cannot make {d.folds} leak-free folds from {votes.n_votes} votes over {len(votes.texts)} texts"
+
+
+def pair_fold(d: DataConfig, votes: PairVotes, tokens: dict, shortest: int) -> FoldSplit:
+    """The configured leak-free fold of pair votes (texts the model sees identically, up to the
+    `shortest` max length, share a fold), capped at data.max_train_votes; the one rule for the search,
+    `pairtune train --folds` and the baseline."""
+    too_few = _too_few_for_folds(d, votes)
     try:
-        split = make_fold(votes, d.folds, d.fold, d.split_seed, d.split, groups=same_input(tokens, enc))
+        split = make_fold(votes, d.folds, d.fold, d.split_seed, d.split, groups=same_input(tokens, shortest))
     except ValueError as e:
         raise DataError(f"{too_few}: {e}") from None
     if len(split.val_votes) == 0 or len(split.train_votes) == 0:
@@ -163,7 +171,7 @@ def load_scored_split(d: DataConfig, enc: Encodings) -> tuple[PairVotes, FoldSpl
         raise DataError(f"{too_few}; lower data.folds or add rows")
     tokens = tokenise(list(scored.texts), enc)
     try:
-        votes, split = scored_split(scored, d, same_input(tokens, enc))
+        votes, split = scored_split(scored, d, same_input(tokens, enc.shortest))
     except ValueError as e:
         raise DataError(f"{too_few}: {e}") from None
     for side, got in (("training", split.train_votes), ("validation", split.val_votes)):

@@ -29,5 +29,6 @@ def load_split(cfg: PairtuneConfig) -> tuple[PairVotes, FoldSplit]:
 
 
 def pair_fold(cfg: PairtuneConfig, votes: PairVotes, tokens: dict) -> FoldSplit:
-    return _pair_fold(cfg.data, votes, tokens, encodings(cfg))
+    """cfg's fold of already tokenised votes: needs only the shortest max length, no tokenizer."""
+    return _pair_fold(cfg.data, votes, tokens, int(min(possible_values(cfg, "data.max_length"))))
 
