@@ -91,14 +91,11 @@ class RungAwareOptunaSearch(OptunaSearch):
             self._ot_study.tell(ot_trial, None, state=TrialState.FAIL if error else TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return
-        value = result.get(self.metric)
         if self._feedback == "rung" and self._milestones:  # without ASHA (fifo) there are no rungs: as pruned
             value = self._first_rung_value.get(trial_id)
             state = TrialState.COMPLETE if value is not None else TrialState.PRUNED
-        else:  # a finished trial is worth its best validation (the value its kept checkpoint has)
-            if value is not None and math.isfinite(value):
-                self._note_best(trial_id, float(value))
-            value = self._best_value.get(trial_id)
+        else:  # a finished trial is worth its best validation (the value its kept checkpoint has),
+            value = self._best_value.get(trial_id)  # its last result included (on_trial_result above)
             state = TrialState.COMPLETE if result.get("final") and value is not None else TrialState.PRUNED
         self._ot_study.tell(ot_trial, value if state == TrialState.COMPLETE else None, state=state)
         self._completed_trials.add(trial_id)
