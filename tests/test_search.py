@@ -147,3 +147,32 @@ def assert_trains_as_its_trial(trained: subprocess.CompletedProcess, summary: di
     assert retrained[: len(trial)] == [(round(r["epoch"], 2), round(r[AGREEMENT], 4), round(r[VAL_LOSS], 4)) for r in trial]
     printed = float(trained.stdout.split("best val/agreement:")[1].split()[0])
     assert printed == max(a for _, a, _ in retrained) >= round(summary["best_agreement"], 4)
+
+
+def test_a_trial_in_a_reused_process_pays_no_imports_and_trains_as_in_a_fresh_one(search_run):
+    """search.reuse_trial_processes (on by default): a trial starts in the process of one that ended,
+    which has torch, transformers and Lightning imported already. Nothing of the earlier trial may
+    leak into it (seeds, threads, the model, the thread Ray stopped at a rung): it validates exactly as
+    its config trained afresh in one process."""
+    from model.train import fit, set_threads
+    from search.config.parse import with_params
+    from search.tune.prepare import prepare_data
+
+    run = search_run.run
+    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    trials = {t: results(run / t) for t in board.trial_id[board.outcome != "error"]}
+    reused = [t for t, rows in trials.items() if rows[0]["process_trial"] >= 2]
+    assert reused, {t: (rows[0]["pid"], rows[0]["process_trial"]) for t, rows in trials.items()}
+    for t, rows in trials.items():
+        first = rows[0]["process_trial"] == 1
+        assert (rows[0]["imports_s"] > 0) == first, (t, rows[0]["imports_s"], rows[0]["process_trial"])
+    trial = reused[0]
+    params = json.loads((run / trial / "params.json").read_text())
+    cfg = with_params(load_config(search_run.config_path), params)
+    set_threads(cfg.search.cpus_per_trial)
+    _, tracker = fit(cfg.model, cfg.train, prepare_data(cfg).fold_inputs(cfg.model.backbone, cfg.data.lowercase),
+                     cfg.data.max_length)
+    fresh = {round(h.epoch, 4): h for h in tracker.history}
+    for r in trials[trial]:
+        mine = fresh[round(r["epoch"], 4)]
+        assert mine.agreement == pytest.approx(r[AGREEMENT], abs=1e-9) and mine.val_loss == pytest.approx(r[VAL_LOSS], abs=1e-6)

@@ -73,6 +73,10 @@ class SearchConfig:
     stopped_trials: Literal["pruned", "rung", "stock"] = "pruned"
     """What Optuna is told of a trial ASHA stopped: pruned (with its value at each rung reached), rung
     (every trial's value at the first rung), or stock (Ray's: complete with its early value)."""
+    reuse_trial_processes: bool = True
+    """Start a trial in the process of one that ended (when both take the same resources), so only the
+    first trials of a search pay for importing torch, transformers and Lightning; false = a fresh process
+    for each trial. Data-parallel trials (workers_per_trial > 1) always start fresh workers."""
     baseline: bool = True
     """Fit the TF-IDF + ridge baseline on the fold before the search (seconds) and show it in the summary."""
     tracking: dict = field(default_factory=dict)

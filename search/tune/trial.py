@@ -100,23 +100,56 @@ def placement(use_gpu: bool, precision: str) -> dict:
                              "train.precision auto trains such a trial on the CPU in fp32 instead") from None
 
 
-_imports_paid = False  # set by this process's first trial: later ones import nothing
+# Ray waits this long for an ended trial's training thread before it hands the process to the next trial
+# (search.reuse_trial_processes; Ray's default, 2 s, can be too short for Lightning's teardown on a busy
+# node, and then the next trial fails). Read by Ray in this process, when it resets the trainable.
+os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
+
+def working_directory() -> str:
+    """Where a trial writes the files it keeps (TensorBoard events): its working directory, which Ray
+    copies into the trial's directory in storage from whichever node ran it (the tuner's
+    SyncConfig(sync_artifacts=True)). Not tune.get_context().get_trial_dir(): in Ray 2.60 that is a
+    staging directory on the driver's node in a fresh process, never copied from another node, and the
+    working directory in a reused one (FunctionTrainable.setup and reset_config disagree)."""
+    from ray.train._internal.session import get_session
+
+    return get_session().storage.trial_working_directory
+
+
+_trials_in_process = 0  # trials this process has started: from the second on, imports are already paid
+
+
+def release_previous_trial() -> None:
+    """A reused process starts a trial with the last one's model, optimizer and batches unreachable but
+    possibly still allocated (Lightning holds reference cycles): collect them, and hand the CUDA
+    allocator's cached blocks back, so the GPU's memory is this trial's."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None:
     """Tune function trainable; `cfg` and `prepared` arrive through the object store."""
-    global _imports_paid
+    global _trials_in_process
     started_at = time.perf_counter()
-    imports_s = 0.0 if _imports_paid else started_at - search.LOADED_AT
-    _imports_paid = True
+    imports_s = started_at - search.LOADED_AT if _trials_in_process == 0 else 0.0
+    _trials_in_process += 1
+    if _trials_in_process > 1:
+        release_previous_trial()
     trial_cfg = with_params(cfg, params)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # Ray's trial table reports instead
     set_threads(cfg.search.cpus_per_trial)
     data = prepared.fold_inputs(trial_cfg.model.backbone, trial_cfg.data.lowercase)
-    trial_dir = tune.get_context().get_trial_dir()
+    trial_dir = working_directory()
     use_gpu = cfg.search.gpus_per_trial > 0
     where = placement(use_gpu, trial_cfg.train.precision)
     name = tune.get_context().get_trial_name()
+    # The trial's process: a trial that reuses one (process_trial 2+) paid no imports.
+    process = {"pid": os.getpid(), "process_trial": _trials_in_process, "imports_s": round(imports_s, 3)}
     config_dict = trial_cfg.to_dict()
     outside = [0.0]  # seconds spent checkpointing and handing results to Tune, before this report
 
@@ -124,14 +157,14 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
         """Every validation leaves a checkpoint to resume from; a new best one also holds the model.
         Ray keeps the best and the latest; PruneCheckpoints drops the rest when the trial ends."""
         began = time.perf_counter()
-        metrics = {**trial_metrics(r), **where, "report_s": round(outside[0], 3), "imports_s": round(imports_s, 3)}
+        metrics = {**trial_metrics(r), **where, **process, "report_s": round(outside[0], 3)}
         print(validation_line(name, r, where), flush=True)
         report_validation(tune.report, tune.Checkpoint, r, module, config_dict, metrics)
         outside[0] += time.perf_counter() - began
 
     from pytorch_lightning.loggers import TensorBoardLogger
 
-    logger = TensorBoardLogger(save_dir=trial_dir or os.getcwd(), name="lightning", version="")
+    logger = TensorBoardLogger(save_dir=trial_dir, name="lightning", version="")
     checkpoint = tune.get_checkpoint()  # set when Ray retries or resumes this trial
     with resume_state(checkpoint) as resume:
         if resume:

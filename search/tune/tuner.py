@@ -89,6 +89,7 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
             max_concurrent_trials=cfg.search.max_concurrent_trials,
             trial_name_creator=trial_name,
             trial_dirname_creator=lambda t: t.trial_id,
+            reuse_actors=cfg.search.reuse_trial_processes and ddp.workers_per_trial(cfg.search) == 1,
         ),
         run_config=tune.RunConfig(
             name=cfg.search.name,
@@ -100,7 +101,8 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
             stop=make_stopper(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures, fail_fast=False),
             # Results and experiment state reach shared storage (s3://) at least this often: `pairtune status`.
-            sync_config=tune.SyncConfig(sync_period=SYNC_PERIOD_S),
+            # sync_artifacts: each trial's working directory (its TensorBoard events) reaches storage.
+            sync_config=tune.SyncConfig(sync_period=SYNC_PERIOD_S, sync_artifacts=True),
             progress_reporter=reporter,
             verbose=1,
         ),
