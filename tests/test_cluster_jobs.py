@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -98,7 +99,8 @@ def head():
                 time.sleep(1)
         nodes = get(f"{url}/api/v0/nodes", token)["data"]["result"]["result"]
         workers = {n["resources_total"].get("CPU", 0): n["node_id"] for n in nodes if not n["is_head_node"]}
-        yield {"url": url, "token": token, "env": env, "temp": temp, "big": workers[2.0], "small": workers[1.0]}
+        yield {"url": url, "token": token, "env": env, "temp": temp, "big": workers[2.0], "small": workers[1.0],
+               "address": f"127.0.0.1:{port}"}
     finally:
         for proc in reversed(procs):
             os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM would drain for 30 s; nothing here needs saving
@@ -228,6 +230,41 @@ def test_plain_ray_job_submit_works_too(job):
     assert "ok: the config and data are valid" in logs
 
 
+PLACEMENT = """
+import json, ray
+from model.precision import PrecisionError
+from search.tune.trial import placement
+
+ray.init()  # RAY_ADDRESS: the cluster
+
+@ray.remote(num_gpus=1, num_cpus=0)
+def where(precision):
+    try:
+        return placement(True, precision)
+    except PrecisionError as e:
+        return str(e)
+
+print(json.dumps({"fp16": ray.get(where.remote("16-mixed"), timeout=300), "auto": ray.get(where.remote("auto"), timeout=300),
+                  "ip": ray.util.get_node_ip_address()}))
+"""
+
+
+def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_naming_its_node(head):
+    """An explicit precision is kept or refused, never swapped: a GPU Ray gives a trial that CUDA cannot
+    see (this cluster's GPUs are logical) fails a 16-mixed trial with a message naming the node; auto
+    falls back to the CPU in fp32. Run on a worker node of the cluster, as a trial's placement is, from a
+    driver of its own (a process talks to one Ray cluster, with one token)."""
+    out = subprocess.run([sys.executable, "-c", PLACEMENT], env={**head["env"], "RAY_ADDRESS": head["address"]},
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    message = got["fp16"]
+    assert isinstance(message, str) and "16-mixed needs a CUDA GPU" in message
+    assert got["ip"] in message and "GPU 0" in message and "auto" in message
+    assert got["auto"]["device"] == "cpu" and got["auto"]["precision"] == "32-true"
+    assert got["auto"]["node_id"] in (head["big"], head["small"])
+
+
 def test_config_outside_the_working_dir_is_refused_before_upload(tmp_path):
     from search.config.parse import ConfigError
 
@@ -274,21 +311,35 @@ def test_export_and_status_read_the_run_from_s3(job, s3_server, tmp_path, capsys
     assert "3 of 3 trials (3 finished)" in out and local["best_trial"] in out
 
 
+DDP_TRIALS = 2
+
+
 @pytest.fixture(scope="module")
 def ddp_job(head, job, tiny_backbone, ruddit_pairs, s3_server, tmp_path_factory):
     """A search whose trial takes 2 GPUs (gpus_per_trial 2): each trial is a Ray Train DDP run of two
     workers with one GPU each, and no node has two, so the workers of a trial span both worker nodes.
     Results go straight to S3 (an S3-compatible server on loopback), as cluster.yaml's storage does.
-    Runs after `job`, on the same cluster."""
+    Two trials, one at a time: the first one's loss turns NaN at its first step (its workers raise),
+    then a good one, which must still get its workers and whose Train run's directory, removed with its
+    placement group (search.tune.ddp.release), must be gone. No dropout anywhere, so one process can
+    replay the good trial exactly. Runs after `job`, on the same cluster."""
     work = tmp_path_factory.mktemp("ddpwork")
+    backbone = work / "tiny-no-dropout"
+    shutil.copytree(tiny_backbone, backbone)
+    encoder = json.loads((backbone / "config.json").read_text())
+    encoder.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (backbone / "config.json").write_text(json.dumps(encoder))
     run = "s3://pairtune-test/direct/ddpjob" + s3_server
     config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 1200, "max_length": 48},
-        "model": {"backbone": tiny_backbone},
-        "train": {"epochs": 1, "batch_size": 32, "val_every_n_steps": 8},
-        "search": {"name": "ddpjob", "storage_path": "s3://pairtune-test/direct" + s3_server, "num_samples": 1,
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 900, "folds": 5, "max_length": 48},
+        "model": {"backbone": str(backbone), "dropout": 0.0},
+        # An odd batch: the two processes get 16 and 15 votes, so the loss weighting matters.
+        "train": {"epochs": 1, "batch_size": 31, "val_every_n_steps": 5},
+        "search": {"name": "ddpjob", "storage_path": "s3://pairtune-test/direct" + s3_server, "num_samples": DDP_TRIALS,
                    "max_concurrent_trials": 1, "cpus_per_trial": 2, "gpus_per_trial": 2, "baseline": False,
-                   "space": {"train.lr": {"choice": [1e-3, 2e-3]}}},
+                   "grace_period": 0.5, "reduction_factor": 2, "max_failures": 0,
+                   "space": {"train.lr": {"choice": [1e30, 1e-3]}},
+                   "points_to_evaluate": [{"train.lr": 1e30}, {"train.lr": 1e-3}]},
     }
     (work / "search.yaml").write_text(yaml.safe_dump(config))
     token_file = work.parent / "ddp-token"
@@ -297,27 +348,63 @@ def ddp_job(head, job, tiny_backbone, ruddit_pairs, s3_server, tmp_path_factory)
     client, job_id = submit(str(work / "search.yaml"), [], address=head["url"], working_dir=str(work),
                             token_file=str(token_file), env=aws)
     status = follow(client, job_id, out=lambda _: None, poll_s=2, timeout_s=600)
-    return {"status": status, "logs": client.get_job_logs(job_id), "run": run}
+    return {"status": status, "logs": client.get_job_logs(job_id), "run": run, "work": work}
 
 
 def test_gpus_per_trial_2_runs_each_trial_as_ddp_across_nodes_writing_to_s3(ddp_job, head):
     from search.runs import storage
 
     assert ddp_job["status"] == "SUCCEEDED", ddp_job["logs"][-5000:]
-    assert "search finished: 1 trials, 0 errored" in ddp_job["logs"]
+    assert f"search finished: {DDP_TRIALS} trials, 1 errored" in ddp_job["logs"]
     run = ddp_job["run"]
     assert storage.exists(storage.join(run, "export", "best.yaml"))
     board, _ = snapshot(run)
-    assert len(board) == 1
-    for trial_id in board.trial_id:
-        rows = [json.loads(x) for x in storage.read_text(storage.join(run, trial_id, "result.json")).splitlines()]
-        last = rows[-1]
-        assert last["workers"] == 2 and last["backend"] == "gloo"
-        # One worker on each worker node (each has one GPU), none on the head; each sees its node's GPU 0.
-        assert sorted(last["node_id"].split(",")) == sorted([head["big"], head["small"]])
-        assert last["gpu_ids"] == "0;0" and last["cuda_visible_devices"] == "0;0"
-        assert last["device"] == "cpu" and last["precision"] == "32-true"  # logical GPUs: CPU fallback
-        names = storage.list_names(storage.join(run, trial_id))
-        assert sum(n.startswith("checkpoint_") for n in names) == 1  # the best, copied from the Train run
+    assert len(board) == DDP_TRIALS
+    board = board.set_index("param:train.lr")
+    # The failing trial ends as an error naming the workers' own error; the next trial still gets workers.
+    assert board.loc[1e30, "outcome"] == "error"
+    assert "data-parallel training failed" in board.loc[1e30, "error"] and "training loss became nan" in board.loc[1e30, "error"]
+    assert board.loc[1e-3, "outcome"] in {"finished", "stopped_by_asha"}
+    rows = [json.loads(x) for x in storage.read_text(storage.join(run, board.loc[1e-3, "trial_id"], "result.json")).splitlines()]
+    last = rows[-1]
+    assert last["workers"] == 2 and last["backend"] == "gloo"
+    # One worker on each worker node (each has one GPU), none on the head; each sees its node's GPU 0.
+    assert sorted(last["node_id"].split(",")) == sorted([head["big"], head["small"]])
+    assert len(last["worker_ips"].split(",")) == 2
+    assert last["gpu_ids"] == "0;0" and last["cuda_visible_devices"] == "0;0"
+    assert last["device"] == "cpu" and last["precision"] == "32-true"  # logical GPUs: CPU fallback
+    epochs = [r["epoch"] for r in rows]
+    assert epochs == sorted(epochs) and len(set(epochs)) == len(epochs)  # each validation reported once
+    names = storage.list_names(storage.join(run, board.loc[1e-3, "trial_id"]))
+    assert sum(n.startswith("checkpoint_") for n in names) == 1  # the best, copied from the Train run
     assert "ddp" not in storage.list_names(run) or not storage.list_names(storage.join(run, "ddp"))
-    assert "(2 workers)" in ddp_job["logs"]  # each validation's line, from rank 0
+    # One line per validation in the logs, from rank 0 (Ray Train's print patch would double it).
+    line = next(x for x in ddp_job["logs"].splitlines() if "pairtune: trial " in x and "(2 workers)" in x)
+    assert ddp_job["logs"].count(line.split(")", 1)[-1].strip()) == 1
+
+
+def test_ddp_trial_matches_one_process_training(ddp_job):
+    """The exported best config trained in one process follows the DDP trial: same batches, the loss
+    weighted so DDP's gradient average is the batch mean, dropout off."""
+    from model.train import fit, set_threads
+    from search.runs import storage
+    from search.tune.ddp import workers_per_trial
+    from search.tune.prepare import prepare_data
+
+    assert ddp_job["status"] == "SUCCEEDED", ddp_job["logs"][-5000:]
+    run = ddp_job["run"]
+    summary = json.loads(storage.read_text(storage.join(run, "export", "summary.json")))
+    rows = [json.loads(x) for x in storage.read_text(storage.join(run, summary["best_trial"], "result.json")).splitlines()]
+    best_yaml = ddp_job["work"] / "best.yaml"
+    best_yaml.write_text(storage.read_text(storage.join(run, "export", "best.yaml")))
+    best = load_config(best_yaml)
+    assert workers_per_trial(best.search) == 2  # the export keeps the search section as it was
+    set_threads(1)
+    _, tracker = fit(best.model, best.train, prepare_data(best).fold_inputs(best.model.backbone, best.data.lowercase),
+                     best.data.max_length)
+    one = {round(h.epoch, 2): h for h in tracker.history}
+    assert len(one) >= len(rows) >= 2
+    for r in rows:
+        mine = one[round(r["epoch"], 2)]
+        assert abs(mine.val_loss - r["val/loss"]) < 1e-5, (r["epoch"], mine.val_loss, r["val/loss"])
+        assert abs(mine.agreement - r["val/agreement"]) < 1e-6, (r["epoch"], mine.agreement, r["val/agreement"])

@@ -44,7 +44,7 @@ def test_trial_survives_losing_its_node(tmp_path, tiny_backbone, ruddit_pairs):
     try:
         ray.init(address=cluster.address)
         cfg = parse_config({
-            "data": {"pairs": str(ruddit_pairs), "max_votes": 2000, "max_length": 64},
+            "data": {"pairs": str(ruddit_pairs), "max_votes": 900, "max_length": 64},
             "model": {"backbone": tiny_backbone},
             "train": {"epochs": 2, "batch_size": 32, "val_every_n_steps": 5},
             "search": {"name": "n", "storage_path": str(tmp_path / "runs"), "num_samples": 2, "max_concurrent_trials": 1,
