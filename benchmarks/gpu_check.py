@@ -116,6 +116,7 @@ class Plan:
     timed: int
     share_timed: int  # timed batches of each worker in the sharing test
     train_epochs: int  # of the fp16 training run over the fold's training votes
+    train_votes: int | None  # of those votes, at most this many (None = all)
     predict_texts: int | None  # None = every prepared text
     deadline: float  # time.perf_counter() after which no new measurement starts
     skipped: list = field(default_factory=list)
@@ -405,6 +406,8 @@ def worker(index: int, sync: Path, plan: Plan) -> None:
 def training_run(plan: Plan, inputs: FoldInputs) -> tuple[PairwiseRanker, dict]:
     """A short run in the trial's precision from random weights: its loss should fall and stay finite."""
     precision = plan.precisions[0]
+    n = plan.train_votes or len(inputs.train_less)
+    inputs = FoldInputs(inputs.tokens, inputs.train_less[:n], inputs.train_more[:n], inputs.val_less, inputs.val_more)
     cfg = TrainConfig(batch_size=BATCH, texts_per_forward=None, precision=precision, epochs=plan.train_epochs,
                       lr=TRAIN_RUN_LR, warmup_ratio=0.1)
     module = ranker(build_encoder(plan.shapes()["minilm-shaped"]), cfg, steps_per_epoch(len(inputs.train_less), cfg) * cfg.epochs)
@@ -520,7 +523,7 @@ def _throughput_table(rows: list[dict]) -> list[str]:
                       f"{r['pairs_per_s'] / base:.2f}x" if base and r["precision"] != "32-true" else "-", _fmt(r["real_tokens_per_s"], 0),
                       _pct(r["real_token_share"]), _fmt(r["useful_tflops"], 2), _pct(r["peak_share"]),
                       _fmt(r.get("peak_allocated_mib"), 0), _fmt(r.get("peak_reserved_mib"), 0),
-                      _fmt(r.get("trials_per_gpu")), _fmt(r.get("gpus_per_trial"))])
+                      _fmt(r.get("trials_per_gpu")), _fmt(r.get("gpus_per_trial"), 4)])
     return _table("Training throughput (batch 32, AdamW, real texts)", header, table)
 
 
@@ -672,8 +675,10 @@ def make_plan(args) -> Plan:
         torch.set_num_threads(args.threads)
     deadline = time.perf_counter() + args.budget_s
     if args.quick:
-        return Plan(on_cuda, True, warmup=1, timed=2, share_timed=3, train_epochs=3, predict_texts=200, deadline=deadline)
-    return Plan(on_cuda, False, warmup=5, timed=40, share_timed=200, train_epochs=3, predict_texts=None, deadline=deadline)
+        return Plan(on_cuda, True, warmup=1, timed=2, share_timed=3, train_epochs=3, train_votes=480, predict_texts=200,
+                    deadline=deadline)
+    return Plan(on_cuda, False, warmup=5, timed=40, share_timed=200, train_epochs=3, train_votes=None, predict_texts=None,
+                deadline=deadline)
 
 
 def main(argv: list[str] | None = None) -> int:
