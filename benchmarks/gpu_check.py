@@ -1,7 +1,7 @@
 """GPU check (issue 18): what pairtune's fp16 trials do on one GPU, in one short run.
 
     PYTHONPATH=. python benchmarks/gpu_check_prepare.py          # here, once: the data the run carries
-    PYTHONPATH=. python benchmarks/gpu_check.py [--out DIR]       # on the GPU machine (about 3 min on an H200, estimated)
+    PYTHONPATH=. python benchmarks/gpu_check.py [--out DIR]       # on the GPU machine (see the device command below)
     PYTHONPATH=. python benchmarks/gpu_check.py --cpu --quick     # the same code paths on CPU, tiny shapes
 
 Measured, on real Ruddit texts (a seeded 2,000-vote subset of ../shared/data/ruddit_pairs.csv that
@@ -18,9 +18,10 @@ gpu_check_prepare.py copies into benchmarks/gpu_check_data/, ignored by git, wit
   validation step through Trainer.validate; the head stays fp32), and a short fp16 training run whose
   loss must fall and stay finite with the grad scaler;
 - the predict scoring path on CUDA (tokenise once, length-sorted batches, autocast, inference_mode).
-  `pairtune predict`'s loop (score_texts) lives in search/recipes/predict.py, which this script may not
-  import (search/ needs Ray); `predict_scores` below repeats its few lines over the same data/ and
-  model/ functions (tokenize_texts, text_loader, the module's forward).
+  `pairtune predict`'s loop (score_texts) lives in search/recipes/predict.py, which this script does not
+  import (it may need only data/ and model/: the GPU machine has no Ray or Optuna, which search/ uses);
+  `predict_scores` below repeats its few lines over the same data/ and model/ functions
+  (tokenize_texts, text_loader, the module's forward).
 
 Imports: only data/, model/, torch, Lightning, transformers, pandas and numpy (no search/, Ray or
 Optuna; the JSON lists any that got imported). No network, no pretrained weights. Writes
@@ -35,8 +36,9 @@ benchmarks/gpu_check_data/:
         carry=["benchmarks/gpu_check_data"], timeout_s=360)
 
 360 s leaves room for one rerun in a 15-minute device budget (start-up of a minute or two, two runs of
-at most 6 minutes). The script stops starting new measurements after --budget-s (default 240 s) and
-records what it skipped; the gpu tests take well under a minute.
+at most 6 minutes). Estimated, not measured: under a minute for the gpu tests, about 3 minutes for
+the check. The check starts no new measurement after --budget-s (default 210 s) and records what it
+skipped, so a slower machine still ends near that.
 """
 
 from __future__ import annotations
@@ -688,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="run on the CPU (fp32; bf16 autocast for the score check)")
     parser.add_argument("--quick", action="store_true", help="tiny shapes, few steps, small text sets")
     parser.add_argument("--threads", type=int, default=1, help="--cpu: torch threads per process")
-    parser.add_argument("--budget-s", type=float, default=240.0, help="start no new measurement after this many seconds")
+    parser.add_argument("--budget-s", type=float, default=210.0, help="start no new measurement after this many seconds")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a process of the sharing test
     parser.add_argument("--sync", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
