@@ -293,24 +293,29 @@ def trials_per_gpu(row: dict, context_mib: float, total_mib: float) -> tuple[int
     return k, (round(1 / k, 4) if k else None)
 
 
-def throughput(plan: Plan, inputs: FoldInputs, peak_tflops: float, report) -> list[dict]:
+def throughput(plan: Plan, inputs: FoldInputs, peak_tflops: float, report, errors: list) -> list[dict]:
+    """Every setting in turn; one that fails (out of memory, say) is recorded in `errors` and the rest run."""
     rows = []
     total = torch.cuda.get_device_properties(0).total_memory / 2**20 if plan.on_cuda else None
     for name, shape in plan.shapes().items():
         template = build_encoder(shape)
-        for max_length in MAX_LENGTHS:
-            for chunk in CHUNKINGS:
-                for precision in plan.precisions:
-                    what = f"throughput {name} {precision} max_length {max_length} texts_per_forward {chunk}"
-                    if not plan.time_left(what):
-                        continue
-                    row = {"encoder": name, **measure_setting(template, shape, inputs, precision, max_length, chunk,
-                                                              plan, peak_tflops)}
-                    if plan.on_cuda:
-                        row["trials_per_gpu"], row["gpus_per_trial"] = trials_per_gpu(row, row["cuda_context_mib"], total)
-                    log.info("%s: %.1f pairs/s, %.2f TFLOP/s", what, row["pairs_per_s"], row["useful_tflops"])
-                    rows.append(row)
-                    report()
+        for max_length, chunk, precision in itertools.product(MAX_LENGTHS, CHUNKINGS, plan.precisions):
+            what = f"throughput {name} {precision} max_length {max_length} texts_per_forward {chunk}"
+            if not plan.time_left(what):
+                continue
+            try:
+                row = {"encoder": name, **measure_setting(template, shape, inputs, precision, max_length, chunk, plan,
+                                                          peak_tflops)}
+            except Exception:  # the other settings are still worth their device time
+                log.exception("%s failed", what)
+                errors.append(f"{what}: {traceback.format_exc(limit=8)}")
+                _fresh_memory(plan.on_cuda)
+                continue
+            if plan.on_cuda:
+                row["trials_per_gpu"], row["gpus_per_trial"] = trials_per_gpu(row, row["cuda_context_mib"], total)
+            log.info("%s: %.1f pairs/s, %.2f TFLOP/s", what, row["pairs_per_s"], row["useful_tflops"])
+            rows.append(row)
+            report()
         del template
     return rows
 
@@ -637,7 +642,7 @@ def run(args, plan: Plan) -> int:
     workers = SharingWorkers(inputs, args)
     try:
         result["throughput"] = section(result, "throughput", out, throughput, plan, inputs, peak,
-                                       functools.partial(write_report, result, out)) or []
+                                       functools.partial(write_report, result, out), result["errors"]) or []
         module, result["training_run"] = section(result, "training run", out, training_run, plan, inputs) or (None, None)
         val_fp32 = None
         if module is not None and plan.time_left("scores minilm-shaped"):

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ENCODERS = ("minilm-shaped", "roberta-base-shaped")
 
-# 40-70 s on 2 cores (more when the machine is busy): the check and its two sharing workers each import torch, transformers and Lightning.
+# 40-85 s on 2 cores (40 s idle, more when the machine is busy): the check and its two sharing workers each import torch, transformers and Lightning.
 slow = pytest.mark.slow
 
 
