@@ -17,11 +17,8 @@ gpu_check_prepare.py copies into benchmarks/gpu_check_data/, ignored by git, wit
 - fp16 correctness: validation scores under fp16 autocast vs fp32 for the same weights (the project's
   validation step through Trainer.validate; the head stays fp32), and a short fp16 training run whose
   loss must fall and stay finite with the grad scaler;
-- the predict scoring path on CUDA (tokenise once, length-sorted batches, autocast, inference_mode).
-  `pairtune predict`'s loop (score_texts) lives in search/recipes/predict.py, which this script does not
-  import (it may need only data/ and model/: the GPU machine has no Ray or Optuna, which search/ uses);
-  `predict_scores` below repeats its few lines over the same data/ and model/ functions
-  (tokenize_texts, text_loader, the module's forward).
+- the predict scoring path on CUDA (tokenise once, length-sorted batches, autocast, inference_mode):
+  model.scoring.score_tokens, which `pairtune predict` scores through.
 
 Imports: only data/, model/, torch, Lightning, transformers, pandas and numpy (no search/, Ray or
 Optuna; the JSON lists any that got imported). No network, no pretrained weights. Writes
@@ -80,6 +77,7 @@ from model.losses import spearman
 from model.metrics import AGREEMENT
 from model.precision import cuda_usable, resolve_precision
 from model.ranker import PairwiseRanker
+from model.scoring import score_tokens
 from model.train import _trainer, steps_per_epoch
 
 log = logging.getLogger("gpu_check")
@@ -460,29 +458,16 @@ def compare_scores(module: PairwiseRanker, inputs: FoldInputs, plan: Plan, encod
 
 
 # ---------------------------------------------------------------- 4. the predict scoring path
-def _autocast(device: torch.device, precision: str):
-    """As search/recipes/predict._autocast: fp16 (bf16 when asked) on CUDA, none on CPU."""
-    if device.type == "cuda" and precision in ("auto", "16-mixed", "bf16-mixed"):
-        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16-mixed" else torch.float16)
-    return torch.autocast(device.type, enabled=False)
-
-
 def predict_scores(module, tokens: TokenizedTexts, max_length: int, precision: str, device: torch.device,
                    batch_size: int = 128) -> tuple[np.ndarray, float]:
-    """search/recipes/predict.score_texts' loop (texts tokenised once, longest first, inference_mode,
-    autocast): scores in text order and the seconds the scoring took."""
-    scores = torch.empty(len(tokens), dtype=torch.float32)
-    module = module.to(device).eval()
-    loader = text_loader(tokens, np.arange(len(tokens)), batch_size, max_length)
+    """`pairtune predict`'s scoring (model.scoring.score_tokens): scores in text order and the seconds it took."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    with torch.inference_mode():
-        for batch in loader:
-            with _autocast(device, precision):
-                out = module(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            scores[batch["position"]] = out.float().cpu()
-    return scores.numpy().astype(np.float64), time.perf_counter() - start
+    scores = score_tokens(module, tokens, max_length, precision, device, batch_size)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return scores, time.perf_counter() - start
 
 
 def predict_path(module, texts: list[str], tokenizer, val_texts: np.ndarray, val_fp32: np.ndarray, plan: Plan) -> dict:

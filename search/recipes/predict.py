@@ -27,10 +27,10 @@ import pandas as pd
 import torch
 
 from data import DataError, tokenize_texts
-from data.loaders import text_loader
 from data.pairs import _read_frame
 from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, load_tokenizer_for, missing_files
 from model.precision import cuda_usable
+from model.scoring import score_tokens
 from search.config.parse import ConfigError
 from search.runs.layout import is_run_dir
 
@@ -135,13 +135,6 @@ def read_texts(path: str | Path, id_column: str = "comment_id", text_column: str
     return frame[[id_column, text_column]]
 
 
-def _autocast(device: torch.device, precision: str):
-    if device.type == "cuda" and precision in ("auto", "16-mixed", "bf16-mixed"):
-        dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast(device.type, enabled=False)
-
-
 def score_texts(module, config: dict, tokenizer, texts: list[str], batch_size: int = 128,
                 device: torch.device | None = None, progress: bool = True, desc: str = "scoring") -> np.ndarray:
     """One score per text, in order. Texts are handled as in training (data.max_length, data.lowercase)."""
@@ -150,16 +143,9 @@ def score_texts(module, config: dict, tokenizer, texts: list[str], batch_size: i
     device = device or torch.device("cuda" if cuda_usable() else "cpu")
     max_length, lowercase = int(config["data"]["max_length"]), bool(config["data"]["lowercase"])
     tokens = tokenize_texts(texts, tokenizer, max_length, lowercase)
-    scores = torch.empty(len(texts), dtype=torch.float32)
-    module = module.to(device).eval()
-    loader = text_loader(tokens, np.arange(len(texts)), batch_size, max_length)
-    with torch.inference_mode(), tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
-        for batch in loader:
-            with _autocast(device, config["train"].get("precision", "auto")):
-                out = module(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            scores[batch["position"]] = out.float().cpu()
-            bar.update(len(batch["position"]))
-    return scores.numpy().astype(np.float64)
+    with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
+        return score_tokens(module, tokens, max_length, config["train"].get("precision", "auto"), device, batch_size,
+                            on_batch=bar.update)
 
 
 def rank_average(score_lists: list[np.ndarray]) -> np.ndarray:
