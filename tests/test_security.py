@@ -54,6 +54,8 @@ def test_local_ray_dashboard_is_loopback_only_and_needs_the_token():
 
     from search.tune.tuner import start_ray
 
+    if ray.is_initialized():  # an earlier test's search in this process (run_cli): start afresh
+        ray.shutdown()
     context = start_ray(None)  # what `pairtune search` starts on a single machine
     try:
         host, port = context.dashboard_url.replace("http://", "").split(":")
