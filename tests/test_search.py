@@ -176,3 +176,18 @@ def test_a_trial_in_a_reused_process_pays_no_imports_and_trains_as_in_a_fresh_on
     for r in trials[trial]:
         mine = fresh[round(r["epoch"], 4)]
         assert mine.agreement == pytest.approx(r[AGREEMENT], abs=1e-9) and mine.val_loss == pytest.approx(r[VAL_LOSS], abs=1e-6)
+
+
+def test_every_validation_line_reaches_the_output_under_its_own_trials_name(search_run):
+    """Each validation prints a line in its trial's process; Ray shows it in the search's output with
+    the process's name in front. None is folded into another trial's "[repeated Nx]" (Ray's log
+    deduplication would fold them all: they differ only in words with digits), and a reused process
+    takes its new trial's name (search/tune/cluster.announce_name)."""
+    out = re.sub(r"\x1b\[[0-9;]*m", "", search_run.out.stdout + search_run.out.stderr)
+    lines = re.findall(r"\((\S+) pid=\d+\) pairtune: trial (\S+): epoch ([\d.]+)", out)
+    run = search_run.run
+    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    for trial_id in board.trial_id[board.outcome != "error"]:
+        mine = [(prefix, epoch) for prefix, name, epoch in lines if name.startswith(trial_id + "_")]
+        assert [f"{r['epoch']:.2f}" for r in results(run / trial_id)] == [epoch for _, epoch in mine], trial_id
+        assert {prefix for prefix, _ in mine} == {next(name for _, name, _ in lines if name.startswith(trial_id + "_"))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 def cluster_address(address: str | None) -> str | None:
@@ -24,6 +25,13 @@ def named_trainable(trainable):
             info = getattr(self, "_trial_info", None)
             return info.trial_name if info is not None and info.trial_name else "pairtune_trial"
 
+        def reset_config(self, new_config) -> bool:
+            """A reused process (search.reuse_trial_processes) takes its new trial's name."""
+            if not super().reset_config(new_config):
+                return False
+            announce_name(repr(self))
+            return True
+
         def cleanup(self) -> None:
             try:
                 super().cleanup()
@@ -33,3 +41,16 @@ def named_trainable(trainable):
                 release()
 
     return PairtuneTrial
+
+
+def announce_name(name: str) -> None:
+    """Name this trial process after the trial it now runs, as Ray does when an actor starts: in the
+    prefix of its log lines (Ray's log monitor reads this token from the process's output) and in its
+    task events. The dashboard's Actors page keeps the name the process started with."""
+    from ray._private import worker
+    from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
+
+    token = f"{LOG_PREFIX_ACTOR_NAME}{name}\n"
+    print(token, end="", flush=True)
+    print(token, end="", file=sys.stderr, flush=True)
+    worker.global_worker.core_worker.set_actor_repr_name(name)
