@@ -1,6 +1,7 @@
 """Training and validation throughput: pairtune's trainable against the Jigsaw notebook's loop.
 
-    python benchmarks/throughput.py [--reps 3] [--steps 8] [--threads 2] [--startup]
+    python benchmarks/throughput.py [--reps 3] [--steps 8] [--threads 2] [--startup] [--startup-trials 4]
+    python benchmarks/throughput.py --startup-only [--startup-trials 4]
 
 One process, one run, real texts from ../shared/data/ruddit_pairs.csv (fold 0 of pairtune's leak-free
 split), the MiniLM backbone, max_length 128, batch 32, AdamW(lr 1e-4, wd 1e-6), fp32 on CPU.
@@ -196,10 +197,12 @@ def measure_validation(kind: str, setup) -> tuple[float, float]:
     return seconds, float(module.trainer.callback_metrics["val/agreement"])
 
 
-def startup_seconds(threads: int) -> list[tuple[float, float]]:
-    """Run a small real search (2 trials of MiniLM on Ruddit) and read each trial's startup_s (trial
-    function start to first optimizer step) and imports_s (importing torch, transformers and Lightning
-    in the fresh trial process before that)."""
+def startup_seconds(threads: int, trials: int = 4) -> list[dict]:
+    """Run a small real search (`trials` trials of MiniLM on Ruddit, one at a time, each training 2 steps
+    and validating once) and read, from each trial's first result: process_trial (1: the trial started
+    its process; 2+: it reused one, search.reuse_trial_processes), imports_s (importing torch,
+    transformers and Lightning in a fresh trial process, before the trial function starts; 0 in a reused
+    one) and startup_s (trial function start to first optimizer step)."""
     import yaml
 
     tmp = Path(tempfile.mkdtemp())
@@ -207,17 +210,29 @@ def startup_seconds(threads: int) -> list[tuple[float, float]]:
         "data": {"pairs": str(RUDDIT), "max_train_votes": 64, "max_length": MAX_LENGTH},
         "model": {"backbone": "minilm"},
         "train": {"epochs": 1, "batch_size": BATCH},
-        "search": {"name": "startup", "storage_path": str(tmp), "num_samples": 2, "max_concurrent_trials": 1,
-                   "cpus_per_trial": threads, "scheduler": "fifo", "space": {"train.lr": {"choice": [1e-4, 2e-4]}}},
+        "search": {"name": "startup", "storage_path": str(tmp), "num_samples": trials, "max_concurrent_trials": 1,
+                   "cpus_per_trial": threads, "scheduler": "fifo", "baseline": False,
+                   "space": {"train.lr": {"loguniform": [1e-5, 1e-3]}}},
     }
     (tmp / "c.yaml").write_text(yaml.safe_dump(cfg))
     subprocess.run([sys.executable, "-m", "search.cli", "search", str(tmp / "c.yaml")], cwd=ROOT, check=True,
                    capture_output=True)
     out = []
-    for result in sorted((tmp / "startup").glob("*/result.json")):
+    for result in (tmp / "startup").glob("*/result.json"):
         first = json.loads(result.read_text().splitlines()[0])
-        out.append((first["startup_s"], first.get("imports_s", float("nan"))))
-    return out
+        out.append({"process_trial": first.get("process_trial", 1), "imports_s": first.get("imports_s", float("nan")),
+                    "startup_s": first["startup_s"], "started": first["timestamp"]})
+    return sorted(out, key=lambda r: r["started"])
+
+
+def print_startup(rows: list[dict]) -> None:
+    print("\n| trial | process | imports, s | trial function to first optimizer step, s | imports + start-up, s |")
+    print("| --- | --- | --- | --- | --- |")
+    for i, r in enumerate(rows, 1):
+        kind = "fresh" if r["process_trial"] == 1 else f"reused (its trial {r['process_trial']})"
+        print(f"| {i} | {kind} | {r['imports_s']:.2f} | {r['startup_s']:.2f} | {r['imports_s'] + r['startup_s']:.2f} |")
+    total = [r["imports_s"] + r["startup_s"] for r in rows]
+    print(f"| mean over {len(rows)} trials | | | | **{statistics.mean(total):.2f}** |")
 
 
 def main() -> None:
@@ -226,6 +241,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=16, help="timed batches per run: each run trains on the same steps*32 votes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--startup", action="store_true", help="also measure trial start-up in a real search")
+    ap.add_argument("--startup-only", action="store_true", help="measure trial start-up only (implies --startup)")
+    ap.add_argument("--startup-trials", type=int, default=4, help="trials in the start-up search, run one at a time")
     ap.add_argument("--texts-per-forward", type=int, default=TrainConfig.texts_per_forward,
                     help="pairtune's train.texts_per_forward (0 = one forward pass per batch)")
     ap.add_argument("--no-validation", action="store_true")
@@ -233,6 +250,9 @@ def main() -> None:
     ap.add_argument("--ablation", action="store_true",
                     help="also time pairtune with its speed-ups switched on one by one, on the same votes")
     args = ap.parse_args()
+    if args.startup_only:
+        print_startup(startup_seconds(args.threads, args.startup_trials))
+        return
     torch.set_num_threads(args.threads)
     pl.seed_everything(0, verbose=False)
 
@@ -312,9 +332,7 @@ def main() -> None:
             print(f"| length_grouping={grouping}, texts_per_forward={tpf} | {timer.pairs / timer.seconds:.2f} pairs/s | "
                   f"{real:.0%} of padded tokens real |")
     if args.startup:
-        s = startup_seconds(args.threads)
-        print(f"| trial start-up to first optimizer step, s (each trial) | | {', '.join(f'{x:.2f}' for x, _ in s)} | |")
-        print(f"| the same plus the trial process's imports before it, s | | {', '.join(f'{x + i:.2f}' for x, i in s)} | |")
+        print_startup(startup_seconds(args.threads, args.startup_trials))
     print(f"\n{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, threads {args.threads}, reps {args.reps}, steps {args.steps}")
 
