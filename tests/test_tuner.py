@@ -29,6 +29,35 @@ def test_preflight_checks_every_backbone_choice(tmp_path):
         preflight(cfg)
 
 
+@pytest.mark.slow  # starts a local Ray
+def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_the_trial_naming_its_node():
+    """An explicit precision is kept or refused, never swapped: a declared GPU that CUDA cannot see
+    (a logical Ray GPU here) fails a 16-mixed trial with a message naming the node; auto falls back."""
+    import ray
+
+    from model.precision import PrecisionError
+    from search.tune.trial import placement
+
+    if ray.is_initialized():  # an earlier test's local Ray (no GPUs): this test needs one declaring a GPU
+        ray.shutdown()
+    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False)
+    try:
+        @ray.remote(num_gpus=1, num_cpus=0)
+        def where(precision):
+            try:
+                return placement(True, precision)
+            except PrecisionError as e:
+                return str(e)
+
+        message = ray.get(where.remote("16-mixed"), timeout=300)
+        assert isinstance(message, str) and "16-mixed needs a CUDA GPU" in message
+        assert ray.util.get_node_ip_address() in message and "GPU 0" in message and "auto" in message
+        fallback = ray.get(where.remote("auto"), timeout=300)
+        assert fallback["device"] == "cpu" and fallback["precision"] == "32-true"
+    finally:
+        ray.shutdown()
+
+
 def race(fn, n=8):
     """fn() called from n threads released together; their results."""
     import threading
