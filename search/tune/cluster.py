@@ -44,13 +44,12 @@ def named_trainable(trainable):
 
 
 def announce_name(name: str) -> None:
-    """Name this trial process after the trial it now runs, as Ray does when an actor starts: in the
-    prefix of its log lines (Ray's log monitor reads this token from the process's output) and in its
-    task events. The dashboard's Actors page keeps the name the process started with."""
-    from ray._private import worker
+    """Name this trial process after the trial it now runs in the prefix of its log lines, as Ray does
+    when an actor starts: Ray's log monitor reads this token from the process's output. (The dashboard's
+    Actors page keeps the name the process started with; Ray 2.60 has no call that renames an actor.)
+    Nothing here may raise: Ray 2.60 takes an error in a reused trial's reset down with the whole search."""
     from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
 
     token = f"{LOG_PREFIX_ACTOR_NAME}{name}\n"
     print(token, end="", flush=True)
     print(token, end="", file=sys.stderr, flush=True)
-    worker.global_worker.core_worker.set_actor_repr_name(name)
