@@ -1,4 +1,3 @@
-import os
 from types import SimpleNamespace
 
 import pytest
@@ -97,31 +96,3 @@ def test_searches_started_together_get_different_run_directories(tmp_path):
     assert len(set(names)) == 4 and "q" in names
     for name in names:  # each claimed its directory by writing its config there
         assert (tmp_path / name / "pairtune_config.yaml").exists()
-
-
-def test_rays_log_deduplication_never_folds_a_validation_line():
-    """Ray's driver folds log lines that differ only in words with digits, coming from several processes
-    within seconds, into one "[repeated Nx across cluster]": every trial's validation line would be
-    folded into another's. `pairtune search` sets RAY_DEDUP_LOGS_ALLOW_REGEX before it imports Ray
-    (search/tune/__init__.py), so the deduplicator of its driver lets them all through."""
-    import subprocess
-    import sys
-
-    from ray._private.ray_logging import LogDeduplicator
-
-    from search.tune.trial import validation_line
-
-    probe = "import search.cli.main, ray._private.ray_logging as r; print(r.stdout_deduplicator.allow_re.pattern)"
-    env = {k: v for k, v in os.environ.items() if k != "RAY_DEDUP_LOGS_ALLOW_REGEX"}
-    allow = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout.strip()
-    where = {"device": "cpu", "node_ip": "10.0.0.7"}
-    lines = [validation_line(f"{tid}_lr={lr}", SimpleNamespace(epoch=0.5, agreement=a, best_agreement=a), where)
-             for tid, lr, a in (("ab12cd34", 0.001, 0.61), ("ef56ab78", 0.002, 0.62))]
-
-    def shown(allow_re):
-        dedup = LogDeduplicator(5, allow_re, None, _timesource=lambda: 0.0)
-        batches = [dedup.deduplicate({"ip": "10.0.0.7", "pid": pid, "lines": [line]}) for pid, line in enumerate(lines)]
-        return [x for batch in batches for b in batch for x in b["lines"]]
-
-    assert shown(None) == lines[:1]  # Ray's default: the second trial's line is folded away
-    assert shown(allow) == lines

@@ -16,11 +16,3 @@
 
 May import: config/, runs/ (a search writes a run), model/, data/; never recipes/ or cli/.
 """
-
-import os as _os
-
-# Every trial's validation lines reach the driver's output and a job's logs: Ray's log deduplication
-# would fold lines that differ only in words with digits (all of them: trial names, values) into one
-# "[repeated Nx across cluster]". Ray reads this when it is imported, so it is set before any module
-# here imports Ray. A value the user set is kept.
-_os.environ.setdefault("RAY_DEDUP_LOGS_ALLOW_REGEX", "^pairtune: trial ")
