@@ -24,6 +24,7 @@ from model.config import ModelConfig, TrainConfig
 from model.losses import POINTWISE_LOSSES
 from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.precision import cuda_usable, resolve_precision
+from model.progress import progress_callbacks
 from model.ranker import PairwiseRanker
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def fit(
     on_result: Callable[[ValidationResult, PairwiseRanker], None] = lambda r, m: None,
     root_dir: str | None = None,
     logger=False,
-    progress: bool = False,
+    progress: str | None = None,
     use_gpu: bool | None = None,
     started_at: float | None = None,
     resume_from: str | None = None,
@@ -168,6 +169,8 @@ def fit(
     validates, so on_result is never called.
 
     monitor: the validation metric that decides the best epoch and early stopping (search.metric).
+    progress: what to call this run in its progress (a bar on a terminal, periodic lines otherwise:
+    model/progress.py), e.g. "fold 2"; None (trials in a search) shows none.
 
     started_at: time.perf_counter() when the run began (default: now), for the start-up time.
     resume_from: a Lightning checkpoint (see save_resume_state) to continue from.
@@ -195,8 +198,10 @@ def fit(
     val_interval = 1.0
     if train_cfg.val_every_n_steps and validate:
         val_interval = min(1.0, train_cfg.val_every_n_steps * train_cfg.accumulate_grad_batches / len(train_dl))
-    trainer = _trainer(train_cfg, on_cuda, precision, distributed, _callbacks(train_cfg, tracker, validate, monitor),
-                       val_interval, validate, len(train_dl), logger=logger, progress=progress, root_dir=root_dir)
+    shown = progress_callbacks(progress) if progress else []
+    trainer = _trainer(train_cfg, on_cuda, precision, distributed, _callbacks(train_cfg, tracker, validate, monitor) + shown,
+                       val_interval, validate, len(train_dl), logger=logger,
+                       progress=any(isinstance(c, pl.callbacks.ProgressBar) for c in shown), root_dir=root_dir)
     with warnings.catch_warnings():
         # Single-process loaders are deliberate (see data.loaders.train_loader).
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,6 +23,7 @@ import yaml
 
 from data.loaders import train_loader
 from model.precision import cuda_usable, resolve_precision
+from model.progress import ProgressLines
 from model.ranker import PairwiseRanker
 from search.config.load import read_yaml, resolve_paths
 from search.config.parse import ConfigError, PairtuneConfig, parse_config, with_params
@@ -36,7 +38,23 @@ HIGH_FACTOR = 3.0
 
 class _RangeTestRanker(PairwiseRanker):
     """The ranker, except that a non-finite loss (the range test deliberately pushes the rate until
-    training diverges) ends the test instead of failing it."""
+    training diverges) ends the test instead of failing it. Lightning's lr_find replaces the Trainer's
+    callbacks with its own (whose bar shows on a terminal), so progress lines for a log are sent from
+    the module's hooks."""
+
+    lines = None  # model.progress.ProgressLines, when the output is not a terminal
+
+    def on_train_start(self) -> None:
+        if self.lines:
+            self.lines.on_train_start(self.trainer, self)
+
+    def on_train_batch_end(self, *args) -> None:
+        if self.lines:
+            self.lines.on_train_batch_end(self.trainer)
+
+    def on_train_end(self) -> None:
+        if self.lines:
+            self.lines.on_train_end(self.trainer, self)
 
     def training_step(self, batch: dict, batch_idx: int):
         try:
@@ -69,6 +87,8 @@ def find_lr(cfg: PairtuneConfig, min_lr: float = 1e-7, max_lr: float = 1e-1, num
     loader = train_loader(data, t.batch_size, cfg.data.max_length, t.seed, t.length_grouping, t.texts_per_forward)
     pl.seed_everything(t.seed, workers=True, verbose=False)
     module = _RangeTestRanker(cfg.model, t, total_steps=num_training)
+    if progress and not sys.stdout.isatty():
+        module.lines = ProgressLines("lr-find", total_steps=num_training)
     steps_per_epoch = max(1, len(loader) // t.accumulate_grad_batches)
     with tempfile.TemporaryDirectory() as root, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")

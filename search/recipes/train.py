@@ -76,7 +76,7 @@ def _train_fold(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, toke
             save_checkpoint(out_dir, module, config, metrics, tokenizer)
 
     _, tracker = fit(cfg.model, cfg.train, prepared.fold_inputs(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, on_result,
-                     root_dir=str(out_dir), progress=True, monitor=cfg.search.metric)
+                     root_dir=str(out_dir), progress=f"fold {cfg.data.fold}", monitor=cfg.search.metric)
     best = [r for r in tracker.history if r.is_best][-1]
     return {"metric": cfg.search.metric, "fold": cfg.data.fold, "best_value": best.value,
             "best_agreement": best.agreement, "best_epoch": best.epoch,
@@ -92,7 +92,7 @@ def _train_full(cfg: PairtuneConfig, prepared: PreparedData, out_dir: Path, toke
     prepared = dataclasses.replace(prepared, split=split)
     log.info("training on all %d votes with no validation: %d epochs (train.epochs), no early stopping; "
              "the model after the last epoch is saved", len(split.train_votes), cfg.train.epochs)
-    module, _ = fit(cfg.model, cfg.train, prepared.fold_inputs(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, root_dir=str(out_dir), progress=True)
+    module, _ = fit(cfg.model, cfg.train, prepared.fold_inputs(cfg.model.backbone, cfg.data.lowercase), cfg.data.max_length, root_dir=str(out_dir), progress="all votes")
     metrics = {"trained_on": "all votes", "votes": len(split.train_votes), "epochs": cfg.train.epochs,
                "step": int(module.global_step)}
     save_checkpoint(out_dir, module, cfg.to_dict(), metrics, tokenizer)
