@@ -180,9 +180,9 @@ def test_a_trial_in_a_reused_process_pays_no_imports_and_trains_as_in_a_fresh_on
 
 def test_every_validation_line_reaches_the_output_under_its_own_trials_name(search_run):
     """Each validation prints a line in its trial's process; Ray shows it in the search's output with
-    the process's name in front. None is missing (Ray's log deduplication folds such lines when two
-    processes print them within seconds, which depends on timing here; test_tuner checks it
-    deterministically), and a reused process takes its new trial's name (search/tune/cluster.announce_name)."""
+    the process's name in front. None is missing (the CLI turns off Ray's log deduplication, which would
+    fold them: search/cli/main.py), and a reused process takes its new trial's name
+    (search/tune/cluster.announce_name)."""
     out = re.sub(r"\x1b\[[0-9;]*m", "", search_run.out.stdout + search_run.out.stderr)
     lines = re.findall(r"\((\S+) pid=\d+\) pairtune: trial (\S+): epoch ([\d.]+)", out)
     run = search_run.run
