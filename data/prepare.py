@@ -80,6 +80,7 @@ class PreparedData:
                 "val_texts": int((fold == self.split.fold).sum()),
                 "train_votes": len(self.split.train_votes),
                 "val_votes": len(self.split.val_votes),
+                "val_agreement_noise_95": round(agreement_noise(len(self.split.val_votes)), 4),
                 "votes_dropped_crossing_folds": 0,
                 "texts_merged_same_input": self.split.merged_texts,
             }
@@ -93,12 +94,20 @@ class PreparedData:
             "split_method": self.split.method,
             "train_votes": len(self.split.train_votes),
             "val_votes": len(self.split.val_votes),
+            "val_agreement_noise_95": round(agreement_noise(len(self.split.val_votes)), 4),
             "votes_dropped_crossing_folds": self.split.dropped_votes,
             "texts_merged_same_input": self.split.merged_texts,
         }
 
 
 FEW_VALIDATION_VOTES = 200  # below this, agreement is uncertain by more than about +-0.07 (95%)
+
+
+def agreement_noise(n_votes: int) -> float:
+    """How far an agreement measured on n validation votes may be from the model's true agreement: the
+    half-width of a 95% interval at its widest (an agreement of 0.5), votes taken as independent
+    (1.96 * sqrt(0.25 / n)). Repeated texts make votes dependent, so the truth can be wider."""
+    return 1.96 * (0.25 / n_votes) ** 0.5 if n_votes > 0 else float("nan")
 
 
 def load_split(d: DataConfig, enc: Encodings) -> tuple[PairVotes, FoldSplit]:
@@ -131,7 +140,7 @@ def split_votes(d: DataConfig, enc: Encodings) -> tuple[PairVotes, FoldSplit, di
     if n < FEW_VALIDATION_VOTES:
         log.warning("fold %d has only %d validation votes (under %d): its agreement is uncertain by about +-%.2f (95%%); "
                     "use more votes (data.max_votes, data.pairs) or fewer folds (data.folds)",
-                    split.fold, n, FEW_VALIDATION_VOTES, 1.96 * (0.25 / n) ** 0.5)
+                    split.fold, n, FEW_VALIDATION_VOTES, agreement_noise(n))
     return votes, split, tokens
 
 

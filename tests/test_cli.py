@@ -126,7 +126,7 @@ def test_printed_commands_quote_paths_with_spaces(tmp_path, capsys):
 
     out_dir = tmp_path / "my runs" / "export"
     best = out_dir / "best.yaml"
-    print_export(SimpleNamespace(leaderboard=pd.DataFrame({"trial": ["t1"], "val/agreement": [0.7]}),
+    print_export(SimpleNamespace(leaderboard=pd.DataFrame({"trial_id": ["t1"], "best_agreement": [0.7], "outcome": ["finished"]}),
                                   summary={"ended_by": "num_samples", "metric": "val/agreement"}, best_agreement=0.7,
                                   baseline=None, best_yaml=str(best), best_checkpoint=str(tmp_path / "ck"), out_dir=str(out_dir)))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("train it with:"))

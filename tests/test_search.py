@@ -67,6 +67,15 @@ def test_leaderboard_has_every_trial_and_asha_stopped_some(search_run):
     assert board.best_agreement.iloc[0] == board.best_agreement.max()
     summary = json.loads((search_run.run / "export" / "summary.json").read_text())
     assert summary["ended_by"] == "num_samples"  # no budget set: every trial ran
+    # The closing summary reads as a result: the best value on how many votes, how noisy, whom ASHA stopped.
+    votes = json.loads((search_run.run / "pairtune_data.json").read_text())["val_votes"]
+    assert summary["val_votes"] == votes and summary["val_agreement_noise_95"] == pytest.approx(1.96 * (0.25 / votes) ** 0.5, abs=1e-4)
+    out = search_run.out.stdout
+    assert (f"best agreement {summary['best_agreement']:.4f} on {votes} validation votes "
+            f"(+-{summary['val_agreement_noise_95']:.3f} at 95%") in out, out[-2000:]
+    line = next(x for x in out.splitlines() if x.startswith("ASHA stopped "))
+    assert line.startswith(f"ASHA stopped {len(stopped)} of {len(board)} trials early: ")
+    assert sorted(line.split(": ", 1)[1].split(", ")) == sorted(stopped.trial_id)
     # The notebook-style first point ran as given.
     assert np.isclose(board["param:train.lr"], SHARED_FIRST_LR).any()
 

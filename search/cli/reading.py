@@ -26,10 +26,16 @@ def print_export(e) -> None:
     print(e.leaderboard[cols].head(20).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"\n{_ended_line(e.summary)}")
     metric = e.summary.get("metric", "val/agreement")
+    votes, noise = e.summary.get("val_votes"), e.summary.get("val_agreement_noise_95")
+    fold = f" on {votes} validation votes (+-{noise:.3f} at 95%, votes taken as independent)" if votes and noise else ""
     if metric != "val/agreement":
-        print(f"best {metric} {e.summary['best_value']:.4f} (its val/agreement {e.best_agreement:.4f})")
+        print(f"best {metric} {e.summary['best_value']:.4f} (its val/agreement {e.best_agreement:.4f}{fold})")
     else:
-        print(f"best agreement {e.best_agreement:.4f}")
+        print(f"best agreement {e.best_agreement:.4f}{fold}")
+    board = e.leaderboard
+    stopped = board.trial_id[board.outcome == "stopped_by_asha"].tolist() if len(board) else []
+    if stopped:
+        print(f"ASHA stopped {len(stopped)} of {len(board)} trials early: {', '.join(stopped)}")
     if e.baseline is not None:
         from model.baseline import describe
 

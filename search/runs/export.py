@@ -19,6 +19,7 @@ from search.runs.layout import (
     BEST_YAML,
     CHECKPOINT_SCORE,
     CONFIG_FILE,
+    DATA_FILE,
     EPOCH,
     EXPORT_DIR,
     LEADERBOARD,
@@ -161,6 +162,14 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     return dataclasses.replace(exported, out_dir=target, best_yaml=storage.join(target, BEST_YAML))
 
 
+def validation_fold(run: Path) -> dict:
+    """The validation fold's size and how noisy an agreement on it is, from the run's data summary
+    (data/prepare.py wrote both); nothing for a run from before they were recorded."""
+    path = run / DATA_FILE
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return {k: data[k] for k in ("val_votes", "val_agreement_noise_95") if k in data}
+
+
 def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=None) -> Export:
     """export_run on a local directory; `shown_as` and `shown_out` are the run's and the export's real
     locations when `run` is a local copy of a run in shared storage."""
@@ -200,6 +209,7 @@ def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=Non
         "trials": len(board),
         "outcomes": board["outcome"].value_counts().to_dict(),
         "baseline": read_baseline(run),
+        **validation_fold(run),
         **search_end(run, base, board),
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
