@@ -15,13 +15,13 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 log = logging.getLogger("pairtune.progress")
 
 
-def progress_callbacks(label: str, total_steps: int | None = None, every_s: float = 30.0,
-                       terminal: bool | None = None) -> list[pl.Callback]:
+def progress_callbacks(label: str, total_steps: int | None = None, every_s: float = 30.0) -> list[pl.Callback]:
     """What shows progress for `label` (e.g. "fold 2"): the bar on a terminal (Lightning's tqdm bar
     writes to stdout), else a line every `every_s` seconds and at each epoch's end. total_steps: when
     the run ends at a number of steps, not after its epochs (lr-find's range test)."""
-    terminal = sys.stdout.isatty() if terminal is None else terminal
-    return [LabelledBar(label, total_steps is None)] if terminal else [ProgressLines(label, every_s, total_steps)]
+    if sys.stdout.isatty():
+        return [LabelledBar(label, total_steps is None)]
+    return [ProgressLines(label, every_s, total_steps)]
 
 
 def _clock(seconds: float) -> str:

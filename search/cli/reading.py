@@ -35,7 +35,8 @@ def print_export(e) -> None:
     board = e.leaderboard
     stopped = board.trial_id[board.outcome == "stopped_by_asha"].tolist() if len(board) else []
     if stopped:
-        print(f"ASHA stopped {len(stopped)} of {len(board)} trials early: {', '.join(stopped)}")
+        more = f" and {len(stopped) - 10} more (the leaderboard's outcome column)" if len(stopped) > 10 else ""
+        print(f"ASHA stopped {len(stopped)} of {len(board)} trials early: {', '.join(stopped[:10])}{more}")
     if e.baseline is not None:
         from model.baseline import describe
 
