@@ -105,6 +105,7 @@ def placement(use_gpu: bool, precision: str) -> dict:
 # node, and then the next trial fails). Read by Ray in this process, when it resets the trainable.
 os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
 
+
 def working_directory() -> str:
     """Where a trial writes the files it keeps (TensorBoard events): its working directory, which Ray
     copies into the trial's directory in storage from whichever node ran it (the tuner's
