@@ -67,6 +67,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from flops import matmul_peak_flops, non_embedding_params, train_flops
 
 from data.folds import make_fold
 from data.loaders import FoldInputs, text_loader, train_loader
@@ -170,17 +173,6 @@ def build_encoder(shape: dict, seed: int = 0):
 
     torch.manual_seed(seed)
     return BertModel(BertConfig(**shape), add_pooling_layer=False)  # load_encoder drops the pooler too
-
-
-def non_embedding_params(encoder) -> int:
-    return sum(p.numel() for p in encoder.parameters()) - sum(p.numel() for p in encoder.embeddings.parameters())
-
-
-def train_flops(lengths: np.ndarray, params: int, layers: int, hidden: int) -> float:
-    """Forward+backward FLOPs over real tokens (as benchmarks/throughput.py counts them): 3x forward;
-    forward = 2*P per token plus 4*L*H*n^2 per sequence of n tokens (attention scores and weighted sum)."""
-    n = lengths.astype(np.float64)
-    return float(3 * (2 * params * n.sum() + 4 * layers * hidden * (n**2).sum()))
 
 
 class StepClock(pl.Callback):
@@ -594,13 +586,7 @@ def metadata(plan: Plan, texts: list[str], inputs: FoldInputs, peak: float, peak
 
 def cpu_matmul_peak_tflops(size: int = 512, reps: int = 5) -> float:
     """On CPU the datasheet peak means nothing: the best fp32 matmul rate of this process instead."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    best = math.inf
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * size**3 / best / 1e12
+    return matmul_peak_flops(size, reps) / 1e12
 
 
 def section(result: dict, name: str, out: Path, fn, *fn_args):

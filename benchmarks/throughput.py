@@ -45,6 +45,9 @@ from model.backbone import load_tokenizer, resolve_backbone  # noqa: E402
 from model.config import ModelConfig, TrainConfig  # noqa: E402
 from model.ranker import PairwiseRanker  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from flops import matmul_peak_flops, non_embedding_params, train_flops
+
 RUDDIT = ROOT.parent / "shared" / "data" / "ruddit_pairs.csv"
 MAX_LENGTH, BATCH, VAL_BATCH_BASELINE = 128, 32, 64
 warnings.filterwarnings("ignore")
@@ -152,26 +155,11 @@ def encoder_shape(backbone: str) -> tuple[int, int, int]:
     from transformers import AutoConfig, AutoModel
 
     model = AutoModel.from_config(AutoConfig.from_pretrained(resolve_backbone(backbone)))
-    total = sum(p.numel() for p in model.parameters())
-    emb = sum(p.numel() for p in model.embeddings.parameters())
-    return total - emb, model.config.num_hidden_layers, model.config.hidden_size
-
-
-def train_flops(seq_lens: list[int], params: int, layers: int, hidden: int) -> float:
-    """Forward+backward FLOPs over real tokens: 3x forward; forward = 2*P per token (dense layers)
-    plus 4*L*H*n^2 per sequence of n tokens (attention scores and their weighted sum)."""
-    n = np.asarray(seq_lens, dtype=np.float64)
-    return float(3 * (2 * params * n.sum() + 4 * layers * hidden * (n ** 2).sum()))
+    return non_embedding_params(model), model.config.num_hidden_layers, model.config.hidden_size
 
 
 def matmul_peak_gflops(size: int = 2048, reps: int = 6) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * size ** 3 / best / 1e9
+    return matmul_peak_flops(size, reps) / 1e9
 
 
 def measure_train(kind: str, setup) -> StepTimer:
