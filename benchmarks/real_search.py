@@ -86,7 +86,7 @@ def main() -> None:
                 sys.exit(f"{label} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
             run = Path(args.out) / name
             summary = json.loads((run / "export" / "summary.json").read_text())
-            board = pd.read_csv(run / "export" / "leaderboard.csv")
+            board = pd.read_csv(run / "export" / "leaderboard.csv", dtype={"trial_id": str})  # ids like 1e616315 stay text
             slots = load_run_config(run).search.max_concurrent_trials
             row = {"strategy": label, "seed": seed, "best_agreement": summary["best_agreement"],
                    "trials": summary["trials"], "epochs_trained": board["epochs_run"].sum(),

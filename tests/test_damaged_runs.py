@@ -4,8 +4,8 @@ quietly, and a correct earlier export is never overwritten (issue 20, items 1 an
 import json
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
+from runfiles import read_leaderboard
 
 from search.config.parse import parse_config
 from search.runs.layout import CONFIG_FILE
@@ -75,7 +75,7 @@ def test_a_cut_result_file_stops_export_report_and_resume_without_touching_the_e
     summary = json.loads((export / "summary.json").read_text())
     before = {name: (export / name).read_bytes() for name in ("best.yaml", "summary.json", "leaderboard.csv")}
     best = run / summary["best_trial"] / "result.json"
-    board = pd.read_csv(export / "leaderboard.csv")
+    board = read_leaderboard(export / "leaderboard.csv")
     assert len(board) == SHARED_TRIALS and board.best_agreement[board.outcome != "error"].notna().all()
     text = best.read_text()
     best.write_text(text[: len(text) // 2])

@@ -2,7 +2,6 @@
 both end as errors with their reason in the leaderboard and the summary; the other trials and the
 search go on. Both are points to evaluate of conftest's small_search, the search the whole run shares."""
 
-import pandas as pd
 import pytest
 import yaml
 from conftest import (
@@ -12,6 +11,7 @@ from conftest import (
     SHARED_TRIALS,
     shared_search_config,
 )
+from runfiles import read_leaderboard
 
 
 def test_the_shared_search_samples_only_the_working_backbone(tmp_path, tiny_backbone, ruddit_pairs):
@@ -35,7 +35,7 @@ def test_nan_and_raising_trials_do_not_take_the_search_down(small_search):
     out, backbone, broken = small_search.out, small_search.backbone, small_search.broken
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert f"search finished: {SHARED_TRIALS} trials, 2 errored" in out.stdout
-    board = pd.read_csv(small_search.run / "export" / "leaderboard.csv").set_index(["param:train.lr", "param:model.backbone"])
+    board = read_leaderboard(small_search.run / "export" / "leaderboard.csv").set_index(["param:train.lr", "param:model.backbone"])
     good, nan, raised = board.loc[(SHARED_FIRST_LR, backbone)], board.loc[(SHARED_NAN_LR, backbone)], board.loc[(SHARED_FIRST_LR, broken)]
     assert good.outcome == "finished" and good.best_agreement > 0
     assert nan.outcome == "error" and "training loss became nan" in nan.error

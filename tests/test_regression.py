@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from runfiles import read_leaderboard
 
 from data import DataError
 from data.config import DataConfig
@@ -98,7 +99,7 @@ def test_search_for_pearson_with_mse_regression(tmp_path, tiny_backbone):
     run = tmp_path / "runs" / "pat"
     data = json.loads((run / "pairtune_data.json").read_text())
     assert data["format"] == "scores" and data["split_method"] == "groups"
-    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
     assert len(board) == 3 and "best_pearson" in board.columns
     assert board.best_pearson.iloc[0] == board.best_pearson.max()  # ranked by the searched metric
     summary = json.loads((run / "export" / "summary.json").read_text())

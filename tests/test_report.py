@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from runfiles import read_leaderboard
 
 from search.config.parse import parse_config
-from search.runs.report import best_so_far, param_importances, trial_curves
 from search.config.space import searched_dimensions
+from search.runs.report import best_so_far, param_importances, trial_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -20,7 +21,7 @@ def run_dir(small_search):
 
 def scored_trials(run_dir) -> int:
     """Trials that reported a validation: every one but the two that fail (test_failing_trials)."""
-    board = pd.read_csv(run_dir / "export" / "leaderboard.csv")
+    board = read_leaderboard(run_dir / "export" / "leaderboard.csv")
     assert (board.outcome == "error").sum() == 2, board.outcome
     return int((board.outcome != "error").sum())
 
@@ -39,7 +40,7 @@ def test_report_writes_png_plots_and_an_index_that_shows_them(run_dir, tmp_path,
     page = (rep / "index.html").read_text()
     for name in expected:
         assert f"src='{name}'" in page
-    board = pd.read_csv(run_dir / "export" / "leaderboard.csv")
+    board = read_leaderboard(run_dir / "export" / "leaderboard.csv")
     for trial_id in board.trial_id:
         assert trial_id in page  # the leaderboard table lists every trial
     importances = json.loads((rep / "report.json").read_text())["importances"]

@@ -8,10 +8,10 @@ import subprocess
 import sys
 import time
 
-import pandas as pd
 import pytest
 import yaml
 from conftest import assert_continues_from_last_checkpoint
+from runfiles import read_leaderboard
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def test_sigkill_then_resume(tmp_path, tiny_backbone, ruddit_pairs):
     out = subprocess.run([sys.executable, "-m", "search.cli", "resume", str(run)], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
-    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
     assert len(board) == NUM_SAMPLES and set(board.outcome) == {"finished"}
     for t in finished:  # not rerun: its results are exactly what they were
         assert results(t) == before[t.name]

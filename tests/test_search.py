@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
 from conftest import SHARED_DROPOUT, SHARED_FIRST_LR, SHARED_TRIALS
+from runfiles import read_leaderboard
 
 from data.loaders import text_loader
 from model.checkpoint import load_checkpoint
@@ -53,7 +53,7 @@ def test_search_runs_and_ends_with_an_export(search_run):
 
 def test_leaderboard_has_every_trial_and_asha_stopped_some(search_run):
     epochs = search_run.config["train"]["epochs"]
-    board = pd.read_csv(search_run.run / "export" / "leaderboard.csv")
+    board = read_leaderboard(search_run.run / "export" / "leaderboard.csv")
     assert len(board) == SHARED_TRIALS
     assert {"param:train.lr", "param:train.margin", "param:train.loss", "best_agreement", "last_agreement",
             "epochs_run", "outcome"} <= set(board.columns)
@@ -82,7 +82,7 @@ def test_leaderboard_has_every_trial_and_asha_stopped_some(search_run):
 
 def test_only_the_best_epoch_is_checkpointed(search_run):
     run = search_run.run
-    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
     errored = set(board.trial_id[board.outcome == "error"])
     trial_dirs = [p for p in run.iterdir() if (p / "params.json").exists()]
     assert len(trial_dirs) == SHARED_TRIALS
@@ -127,7 +127,7 @@ def test_export_then_train_round_trip(search_run, tmp_path, run_cli):
     cfg = load_config(best)
     assert cfg.search.space == {} and cfg.search.points_to_evaluate == []  # every value fixed
     exported = yaml.safe_load(best.read_text())
-    board = pd.read_csv(tmp_path / "exp" / "leaderboard.csv")
+    board = read_leaderboard(tmp_path / "exp" / "leaderboard.csv")
     assert exported["train"]["lr"] == pytest.approx(board["param:train.lr"].iloc[0])
     assert exported["model"]["dropout"] == SHARED_DROPOUT  # fixed under search.space, so every trial had it
     assert exported["model"]["backbone"] == search_run.backbone  # the best trial's draw: never the broken one
@@ -168,7 +168,7 @@ def test_a_trial_in_a_reused_process_pays_no_imports_and_trains_as_in_a_fresh_on
     from search.tune.prepare import prepare_data
 
     run = search_run.run
-    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
     trials = {t: results(run / t) for t in board.trial_id[board.outcome != "error"]}
     reused = [t for t, rows in trials.items() if rows[0]["process_trial"] >= 2]
     assert reused, {t: (rows[0]["pid"], rows[0]["process_trial"]) for t, rows in trials.items()}
@@ -195,7 +195,7 @@ def test_every_validation_line_reaches_the_output_under_its_own_trials_name(sear
     out = re.sub(r"\x1b\[[0-9;]*m", "", search_run.out.stdout + search_run.out.stderr)
     lines = re.findall(r"\((\S+) pid=\d+\) pairtune: trial (\S+): epoch ([\d.]+)", out)
     run = search_run.run
-    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
     for trial_id in board.trial_id[board.outcome != "error"]:
         mine = [(prefix, epoch) for prefix, name, epoch in lines if name.startswith(trial_id + "_")]
         assert [f"{r['epoch']:.2f}" for r in results(run / trial_id)] == [epoch for _, epoch in mine], trial_id

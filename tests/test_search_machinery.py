@@ -11,6 +11,7 @@ import json
 
 import pytest
 from optuna.trial import TrialState
+from runfiles import read_leaderboard
 from standin import GOOD, SLOW, SPACE, analytic_trial
 
 from model.metrics import AGREEMENT
@@ -85,9 +86,7 @@ def summary(run) -> dict:
 
 
 def leaderboard(run):
-    import pandas as pd
-
-    return pd.read_csv(run / "export" / "leaderboard.csv")
+    return read_leaderboard(run / "export" / "leaderboard.csv")
 
 
 # --- budgets: each ends the search and says so --------------------------------------------------

@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
+from runfiles import read_leaderboard
 
 from search.runs import storage
 
@@ -61,7 +61,7 @@ def test_shipped_config_runs_end_to_end(path, tmp_path, tiny_backbone, ruddit_pa
     assert out.returncode == 0, (NOT_HERE.get(path.name, ""), out.stdout[-3000:], out.stderr[-3000:])
     run = tmp_path / "runs" / "shipped"
     summary = json.loads((run / "export" / "summary.json").read_text())
-    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
     assert len(board) == 1 and board.outcome.iloc[0] == "finished", board.to_dict("records")
     shipped = yaml.safe_load(path.read_text())["search"]
     if shipped.get("baseline", True):

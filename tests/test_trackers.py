@@ -4,9 +4,9 @@ the config; plus the baseline in the search summary."""
 
 import json
 
-import pandas as pd
 import pytest
 from conftest import SHARED_TRIALS
+from runfiles import read_leaderboard
 
 from model.metrics import AGREEMENT
 
@@ -20,7 +20,7 @@ def tracked_run(small_search):
     """(run, the trials that reported results, CompletedProcess); every trial's id is in `errored` or `trials`."""
     run, out = small_search.run, small_search.out
     assert len([p for p in run.iterdir() if (p / "result.json").exists()]) == TRIALS
-    board = pd.read_csv(run / "export" / "leaderboard.csv")
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
     errored = set(board.trial_id[board.outcome == "error"])
     assert len(errored) == 2  # a NaN loss and a broken backbone (test_failing_trials), before any result
     trials = sorted(run / t for t in board.trial_id if t not in errored)
