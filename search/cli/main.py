@@ -17,6 +17,8 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import logging
 import os
 import signal
@@ -64,7 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def freeze_at_exit() -> None:
+    """At exit, Python's last garbage collection walks every object torch, transformers and Lightning
+    made at import: seconds after the command's last line (a tiny search's last line to its exit: 9.6
+    and 12.6 s without, 3.0 and 3.7 s with, on a busy 2-core machine). Frozen, they are skipped. The
+    atexit handlers registered later (Ray's shutdown, trackers) still run first, and module teardown
+    still runs; only that walk goes."""
+    atexit.unregister(gc.freeze)  # once per process, however often main() runs in it
+    atexit.register(gc.freeze)
+
+
 def main(argv: list[str] | None = None) -> int:
+    freeze_at_exit()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
