@@ -114,3 +114,51 @@ def test_a_chosen_best_and_missing_trials():
     assert iv.best == 1 and iv.p_ge_best[1] == 1.0
     with pytest.raises(ValueError, match="no votes"):
         bootstrap_agreement(np.stack([a]), less[:0], more[:0])
+
+
+def test_a_run_keeps_its_validation_votes_and_each_best_validation_its_scores(tmp_path):
+    """The run layout's two files (search/runs/layout.py): the fold's validation votes, once per run, and
+    a trial's scores in each checkpoint of a new best validation; the trial's newest such checkpoint is
+    its best."""
+    from search.runs.layout import VAL_SCORES, best_scores, read_validation, write_val_scores, write_validation
+
+    less, more, groups = np.array([0, 2, 1]), np.array([1, 0, 2]), np.array([5, 5, 9])
+    write_validation(tmp_path, less, more, groups)
+    got = read_validation(tmp_path)
+    assert [a.tolist() for a in got] == [less.tolist(), more.tolist(), groups.tolist()]
+    write_validation(tmp_path / "plain", less, more, None)
+    assert read_validation(tmp_path / "plain")[2] is None
+    assert read_validation(tmp_path / "none") is None  # a run from before runs kept them
+
+    trial = tmp_path / "abc123"
+    assert best_scores(trial) is None
+    write_val_scores(trial / "checkpoint_000001", np.array([0.1, 0.2, 0.3]))
+    write_val_scores(trial / "checkpoint_000004", np.array([0.3, 0.2, 0.1]))
+    (trial / "checkpoint_000010").mkdir()  # a resume-only checkpoint: not a best validation
+    assert (trial / "checkpoint_000004" / VAL_SCORES).stat().st_size < 200  # float32, small
+    assert best_scores(trial).tolist() == pytest.approx([0.3, 0.2, 0.1])
+    assert best_scores(trial).dtype == np.float32
+
+
+def test_a_trial_keeps_the_scores_of_each_new_best_validation(tmp_path):
+    """fill_checkpoint, which the one-process trial and every data-parallel worker share: the scores go
+    with the model of a new best validation, written by rank 0 only."""
+    import torch
+
+    from model.train import ValidationResult
+    from search.runs.layout import VAL_SCORES
+    from search.tune.trial import fill_checkpoint
+
+    module = torch.nn.Linear(2, 1)
+    module.trainer = type("T", (), {"save_checkpoint": lambda self, path: open(path, "w").close()})()
+    scores = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+
+    def result(is_best, final=True):
+        return ValidationResult(0.7, 0.3, 1.0, 10, is_best, 0.7, final, 1.0, scores=scores)
+
+    for name, r, rank0 in (("best", result(True), True), ("worse", result(False, final=False), True),
+                           ("other_rank", result(True), False)):
+        (tmp_path / name).mkdir()
+        fill_checkpoint(str(tmp_path / name), r, module, {}, {}, rank0)
+    assert np.load(tmp_path / "best" / VAL_SCORES).tolist() == scores.tolist()
+    assert not (tmp_path / "worse" / VAL_SCORES).exists() and not (tmp_path / "other_rank" / VAL_SCORES).exists()
