@@ -67,14 +67,22 @@ def _counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
 
 
-def _vote_weights(rng, less, more, groups, size) -> np.ndarray:
-    """(size, V) how many times each vote counts in each resample."""
+def _resampled(rng, less, more, groups, size) -> np.ndarray:
+    """(size, units) how many times each unit counts in each resample: a group's votes, or a vote
+    (the product of its two texts' counts) when texts are resampled."""
     if groups is not None:
-        return _counts(rng, int(groups.max()) + 1, size)[:, groups]
+        return _counts(rng, int(groups.max()) + 1, size)
     texts = np.unique(np.concatenate([less, more]))
     counts = np.zeros((size, int(texts.max()) + 1))
     counts[:, texts] = _counts(rng, len(texts), size)
     return counts[:, less] * counts[:, more]
+
+
+def _per_group(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(V, T) -> (G, T) sums over each group's votes: a resample then weighs G rows, not V."""
+    out = np.zeros((int(groups.max()) + 1, values.shape[1]))
+    np.add.at(out, groups, values)
+    return out
 
 
 def bootstrap_agreement(scores: np.ndarray, less: np.ndarray, more: np.ndarray, groups: np.ndarray | None = None,
@@ -98,12 +106,15 @@ def bootstrap_agreement(scores: np.ndarray, less: np.ndarray, more: np.ndarray, 
     value = hits.mean(0)
     best = int(np.argmax(value)) if best is None else best
     ahead = hits - hits[:, [best]]  # (V, T) +1 where the trial alone is right, -1 where the best alone is
+    votes = np.ones((len(less), 1))
+    if groups is not None:  # (G, T): each group's hits, votes and lead
+        hits, ahead, votes = (_per_group(x, groups) for x in (hits, ahead, votes))
     rng = np.random.default_rng(seed)
     agree, diff = np.empty((resamples, len(value))), np.empty((resamples, len(value)))
     for start in range(0, resamples, _CHUNK):
         size = min(_CHUNK, resamples - start)
-        w = _vote_weights(rng, less, more, groups, size)  # (size, V) integer counts: the sums below are exact
-        total = w.sum(1, keepdims=True)
+        w = _resampled(rng, less, more, groups, size)  # (size, units) integer counts: the sums below are exact
+        total = w @ votes
         total[total == 0] = np.nan  # a resample with no vote left (only possible on tiny folds)
         agree[start:start + size] = (w @ hits) / total
         diff[start:start + size] = w @ ahead
