@@ -36,9 +36,15 @@ class FoldInputs:
 
     def val_texts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unique validation texts, and each validation vote's (less, more) position among them."""
-        texts, inverse = np.unique(np.concatenate([self.val_less, self.val_more]), return_inverse=True)
-        n = len(self.val_less)
-        return texts, inverse[:n], inverse[n:]
+        return positions_among_texts(self.val_less, self.val_more)
+
+
+def positions_among_texts(less: np.ndarray, more: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The unique texts of some votes (sorted), and each vote's (less, more) position among them: the
+    order in which validation scores its texts, and so of the scores a trial keeps."""
+    texts, inverse = np.unique(np.concatenate([less, more]), return_inverse=True)
+    n = len(less)
+    return texts, inverse[:n], inverse[n:]
 
 
 class _VoteCollate:

@@ -20,6 +20,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 DEMO_PAIRS = Path(__file__).with_name("demo") / "demo_pairs.csv"
+GROUP_COLUMN = "worker"  # Jigsaw's annotator id (Ruddit's and the demo's: the 4-text tuple), read when present
 
 
 class DataError(ValueError):
@@ -57,6 +58,9 @@ class PairVotes:
     """(N,) each text's score, when the votes were derived from scored texts (data.format scores/labels)."""
     text_fold: np.ndarray | None = None
     """(N,) each text's fold, when folds were made before the pairs were derived."""
+    groups: np.ndarray | None = None
+    """(V,) each vote's annotation group (codes of the CSV's `worker` column, when it has one): votes
+    one annotator, or one best-worst tuple, cast together; the unit model/intervals.py resamples."""
 
     @property
     def n_votes(self) -> int:
@@ -127,12 +131,16 @@ def read_pairs(path: str | Path, less_column: str = "less_toxic", more_column: s
     less_txt, more_txt = less_txt[~same], more_txt[~same]
     codes, uniques = pd.factorize(np.concatenate([less_txt, more_txt]))
     n = len(less_txt)
+    groups = None
+    if GROUP_COLUMN in frame.columns:
+        groups = pd.factorize(frame[GROUP_COLUMN].to_numpy(dtype=object)[~same])[0].astype(np.int64)
     return PairVotes(
         texts=[str(t) for t in uniques],
         less=codes[:n].astype(np.int64),
         more=codes[n:].astype(np.int64),
         source=str(path),
         identical_dropped=int(same.sum()),
+        groups=groups,
     )
 
 
@@ -148,4 +156,5 @@ def subsample_votes(votes: PairVotes, max_votes: int | None, seed: int) -> PairV
         more=inverse[max_votes:].astype(np.int64),
         source=votes.source,
         identical_dropped=votes.identical_dropped,
+        groups=None if votes.groups is None else votes.groups[keep],
     )

@@ -26,7 +26,7 @@ from data import (
 )
 from data.config import DataConfig
 from data.folds import cap_train_votes, same_input_groups
-from data.loaders import FoldInputs
+from data.loaders import FoldInputs, positions_among_texts
 from data.scores import read_scored, scored_split, subsample_texts
 from data.tokens import seen_keys
 
@@ -63,6 +63,15 @@ class PreparedData:
         train_texts = np.flatnonzero(v.text_fold != self.split.fold)
         return FoldInputs(tokens, v.less[train], v.more[train], v.less[val], v.more[val],
                           scores=v.scores.astype(np.float32), train_texts=train_texts)
+
+    def validation_votes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(less, more, groups) of the validation votes: their texts as positions among the validation
+        texts, in the order a trial scores them (FoldInputs.val_texts), and each vote's annotation
+        group (None when the data has none). With a trial's kept scores, all a bootstrap needs."""
+        val = self.split.val_votes
+        _, less, more = positions_among_texts(self.votes.less[val], self.votes.more[val])
+        groups = None if self.votes.groups is None else self.votes.groups[val]
+        return less, more, groups
 
     def summary(self) -> dict:
         if self.votes.scores is not None:

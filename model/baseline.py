@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from model.intervals import agreement as _agreement
+
 if TYPE_CHECKING:
     from data import FoldSplit, PairVotes
 
@@ -26,14 +28,6 @@ def win_share(less: np.ndarray, more: np.ndarray, n_texts: int) -> tuple[np.ndar
     wins = np.bincount(more, minlength=n_texts)
     seen = wins + np.bincount(less, minlength=n_texts)
     return seen, np.divide(wins, seen, out=np.zeros(n_texts), where=seen > 0)
-
-
-def _agreement(scores: np.ndarray, less: np.ndarray, more: np.ndarray) -> float:
-    import torch  # here: `pairtune export` describes a baseline without importing torch
-
-    from model.losses import pairwise_agreement
-
-    return pairwise_agreement(torch.from_numpy(np.asarray(scores, dtype=np.float64)), torch.from_numpy(less), torch.from_numpy(more))
 
 
 def tfidf_ridge(votes: PairVotes, split: FoldSplit, alpha: float = 1.0) -> dict:

@@ -7,6 +7,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from model.intervals import vote_hits
+
 LOSSES = ("margin", "logistic")
 POINTWISE_LOSSES = ("mse",)  # regression on each text's score (scored data only)
 
@@ -39,7 +41,8 @@ def pairwise_agreement(scores: torch.Tensor, less: torch.Tensor, more: torch.Ten
     """
     if len(less) == 0:
         raise ValueError("no votes to compute agreement on")
-    return (scores[more] > scores[less]).double().mean().item()
+    # The one rule (model/intervals.py), on the CPU: a validation's scores are one float per text.
+    return float(vote_hits(scores.detach().cpu().numpy(), less.cpu().numpy(), more.cpu().numpy()).mean())
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ class PairwiseRanker(pl.LightningModule):
         self.val_less = self.val_more = None
         self.val_targets: np.ndarray | None = None
         self._val_scores: torch.Tensor | None = None
+        self.last_val_scores: np.ndarray | None = None  # (n_val_texts,) float32: the last validation's scores
         self.train()  # from_pretrained returns the encoder in eval mode, which would switch off its dropout
 
     def set_validation_votes(self, n_texts: int, less: np.ndarray, more: np.ndarray, targets: np.ndarray | None = None) -> None:
@@ -112,6 +113,7 @@ class PairwiseRanker(pl.LightningModule):
             scores[torch.isneginf(scores)] = torch.nan
         if torch.isnan(scores).any():
             raise RuntimeError("some validation texts were not scored")
+        self.last_val_scores = scores.detach().float().cpu().numpy()  # every process has them all
         less, more = self.val_less.to(scores.device), self.val_more.to(scores.device)
         if self.train_cfg.loss == "mse":
             targets = torch.from_numpy(self.val_targets).to(scores.device)

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
@@ -46,6 +47,7 @@ class ValidationResult:
     value: float = math.nan  # this validation's value of `monitor`
     best_value: float = math.nan
     metrics: dict = field(default_factory=dict)  # every val/* metric of this validation
+    scores: np.ndarray | None = None  # (N,) float32, each validation text's score, in FoldInputs.val_texts order
 
 
 @dataclass
@@ -104,6 +106,7 @@ class ValidationCallback(pl.Callback):
             value=value,
             best_value=self.sign * self.best,
             metrics={k: float(v) for k, v in metrics.items() if k.startswith("val/")},
+            scores=module.last_val_scores,
         )
         self.history.append(result)
         self.on_result(result, module)

@@ -81,6 +81,45 @@ def observed(config: dict, noise_seed: int = 0, report_at=REPORT_AT) -> list[flo
     return [(0.5 if t >= p["diverges_at"] else curve(config, t, p)) + rng.normal(0.0, NOISE_SD) for t in report_at]
 
 
+def validation_votes(seed: int = 0, n_texts: int = 200, n_groups: int = 150):
+    """Made-up validation votes for stand-in trials that keep scores (analytic_trial's `votes`): 4-text
+    best-worst tuples, 5 votes each, ordered by a hidden severity with noise. Returns a dict of
+    less, more (positions among the n_texts validation texts), groups and severity."""
+    rng = np.random.default_rng(seed)
+    severity = rng.normal(size=n_texts)
+    less, more, groups = [], [], []
+    for g in range(n_groups):
+        tup = rng.choice(n_texts, size=4, replace=False)
+        order = tup[np.argsort(severity[tup] + 0.3 * rng.logistic(size=4))]
+        for a, b in ((0, 3), (1, 3), (2, 3), (0, 1), (0, 2)):
+            less.append(order[a]), more.append(order[b]), groups.append(g)
+    return {"less": np.array(less), "more": np.array(more), "groups": np.array(groups), "severity": severity}
+
+
+def scores_for(value: float, votes: dict, key: str) -> np.ndarray:
+    """Scores of the validation texts from a model as good as `value` says: the severity plus noise that
+    shrinks as value rises (seeded by `key`)."""
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    noise = 8.0 * math.exp(-12.0 * max(0.0, value - 0.5))
+    return (votes["severity"] + noise * rng.normal(size=len(votes["severity"]))).astype(np.float32)
+
+
+def _keep_best(scores: np.ndarray, value: float, report: dict) -> tuple:
+    """What a trial's new best validation leaves, the stand-in's way: the scores through the helper the
+    real trial uses (search/runs/layout.py), a metrics.json with the score Ray ranks checkpoints by."""
+    import tempfile
+
+    from ray import tune
+
+    from search.runs.layout import CHECKPOINT_SCORE, write_val_scores
+
+    d = tempfile.mkdtemp(prefix="standin-")
+    write_val_scores(d, scores)
+    with open(f"{d}/metrics.json", "w") as f:
+        json.dump({**report, CHECKPOINT_SCORE: value}, f)
+    return tune.Checkpoint.from_directory(d)
+
+
 def _pickle_by_value() -> None:
     """Ray ships the trainable to its workers by reference to this module, which they cannot import
     (tests/ is on the driver's sys.path only, not theirs): ship the module's code by value instead."""
@@ -97,20 +136,33 @@ class StandInError(RuntimeError):
 
 
 def analytic_trial(config: dict, noise_seed: int = 0, report_at=REPORT_AT, sleep_s: float = 0.0,
-                   fail_if: dict | None = None) -> None:
+                   fail_if: dict | None = None, votes: dict | None = None) -> None:
     """The stand-in trainable: reports like pairtune's trial (metric, fractional epoch, final).
 
     `report_at`: the epochs it validates at (the last one is final). `sleep_s`: seconds before each
     report (a trial that takes time, for time budgets). `fail_if` {key: threshold}: the trial raises
     StandInError after its first report when config[key] >= threshold for any key (an errored trial).
+    `votes` (validation_votes()): each validation scores made-up texts (scores_for), reports their
+    agreement as the metric, and a new best keeps its scores in its checkpoint as a real trial does.
     Unsearched keys default to GOOD's values."""
     from ray import tune  # nothing heavier: a trial process never imports torch here
 
     config = {**GOOD, **config}
     fails = any(float(config[k]) >= v for k, v in (fail_if or {}).items())
+    best = -math.inf
     for i, (t, value) in enumerate(zip(report_at, observed(config, noise_seed, report_at))):
         if sleep_s:
             time.sleep(sleep_s)
-        tune.report({METRIC: float(value), TIME_ATTR: float(t), "final": t == report_at[-1]})
+        report = {METRIC: float(value), TIME_ATTR: float(t), "final": t == report_at[-1]}
+        if votes is None:
+            tune.report(report)
+        else:  # the metric is the agreement of the scores kept, as in a real trial
+            from model.intervals import agreement
+
+            scores = scores_for(value, votes, json.dumps([noise_seed, t, sorted(config.items())], default=str))
+            report[METRIC] = agreement(scores, votes["less"], votes["more"])
+            is_best, best = report[METRIC] > best, max(best, report[METRIC])
+            report["checkpoint_score"] = report[METRIC] if is_best else -1e12  # search.runs.layout.CHECKPOINT_SCORE
+            tune.report(report, checkpoint=_keep_best(scores, report[METRIC], report) if is_best else None)
         if fails and i == 0:
             raise StandInError(f"stand-in trial told to fail ({fail_if})")

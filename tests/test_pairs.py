@@ -80,3 +80,39 @@ def test_subsample_is_seeded_and_reindexes_texts():
     assert used == set(range(len(a.texts)))
     for i in range(5):  # same texts as before the subsample
         assert a.texts[a.less[i]] in votes.texts
+
+
+def test_the_worker_column_groups_votes(tmp_path, ruddit_pairs):
+    """A `worker` column (Jigsaw's annotator, Ruddit's 4-text tuple) is each vote's annotation group: the
+    unit the validation bootstrap resamples. Dropped rows and subsets keep each vote's own group."""
+    import pandas as pd
+
+    votes = read_pairs(ruddit_pairs)
+    frame = pd.read_csv(ruddit_pairs, dtype=str, keep_default_na=False)
+    assert votes.groups is not None and len(votes.groups) == votes.n_votes
+    assert len(np.unique(votes.groups)) == frame.worker.nunique()
+    same = frame.worker.to_numpy()
+    for i, j in ((0, 1), (0, 5), (100, 101), (30443, 30444)):
+        assert (votes.groups[i] == votes.groups[j]) == (same[i] == same[j])
+    path = write(tmp_path, "worker,less_toxic,more_toxic\n7,a,b\n7,a,a\n8,b,c\n7,c,d\n")
+    small = read_pairs(path)
+    assert small.groups.tolist()[0] == small.groups.tolist()[2] != small.groups.tolist()[1]  # the identical row dropped
+    sub = subsample_votes(votes, 500, seed=3)
+    assert sub.groups is not None and len(sub.groups) == 500
+    assert read_pairs(write(tmp_path, "less_toxic,more_toxic\na,b\nb,c\n", "plain.csv")).groups is None
+
+
+def test_validation_votes_are_positions_among_the_scored_texts(tiny_backbone):
+    """What a run keeps of its fold to judge trials' scores with: each validation vote's two texts as
+    positions among the validation texts, in the order a trial scores them (FoldInputs.val_texts)."""
+    from search.config.parse import parse_config
+    from search.tune.prepare import prepare_data
+
+    cfg = parse_config({"data": {"pairs": "demo", "folds": 4, "max_votes": 800, "max_length": 16},
+                        "model": {"backbone": tiny_backbone}}, "t.yaml")
+    prepared = prepare_data(cfg)
+    less, more, groups = prepared.validation_votes()
+    texts, fold_less, fold_more = prepared.fold_inputs(tiny_backbone, False).val_texts()
+    assert less.tolist() == fold_less.tolist() and more.tolist() == fold_more.tolist()
+    assert max(less.max(), more.max()) == len(texts) - 1
+    assert groups.tolist() == prepared.votes.groups[prepared.split.val_votes].tolist()

@@ -1,5 +1,6 @@
 """The trainable on a tiny BERT: fast paths agree with the notebook's plain path, training learns."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,6 +77,10 @@ def test_training_improves_agreement_and_reports_each_epoch(tiny_backbone, fold_
     epochs = [r.epoch for r in results]
     assert epochs == sorted(epochs) and epochs[-1] == 2.0 and len(epochs) > 2  # intra-epoch + epoch ends
     assert results[-1].final and not results[0].final
+    texts, less, more = data.val_texts()
+    for r in results:  # each validation's scores, one per validation text: what a trial keeps of its best
+        assert r.scores.shape == (len(texts),) and r.scores.dtype == np.float32
+        assert pairwise_agreement(torch.from_numpy(r.scores), torch.from_numpy(less), torch.from_numpy(more)) == pytest.approx(r.agreement, abs=1e-6)  # logged as float32
     # Learned: better than the same model untrained (same seed, same validation votes).
     import pytorch_lightning as pl
 

@@ -18,7 +18,9 @@ from runfiles import read_leaderboard
 from data.loaders import text_loader
 from model.checkpoint import load_checkpoint
 from model.losses import pairwise_agreement
+from model.intervals import agreement
 from model.metrics import AGREEMENT, VAL_LOSS
+from search.runs.layout import VAL_SCORES, read_validation
 from search.config.load import load_config
 from search.tune.prepare import load_split
 
@@ -71,8 +73,15 @@ def test_leaderboard_has_every_trial_and_asha_stopped_some(search_run):
     votes = json.loads((search_run.run / "pairtune_data.json").read_text())["val_votes"]
     assert summary["val_votes"] == votes and summary["val_agreement_noise_95"] == pytest.approx(1.96 * (0.25 / votes) ** 0.5, abs=1e-4)
     out = search_run.out.stdout
-    assert (f"best agreement {summary['best_agreement']:.4f} on {votes} validation votes "
-            f"(+-{summary['val_agreement_noise_95']:.3f} at 95%") in out, out[-2000:]
+    iv = summary["intervals"]  # the bootstrap over the trials' kept scores, Ruddit's tuples resampled whole
+    assert iv["best_trial"] == summary["best_trial"] and iv["resampled"] == "group"
+    low, high = iv["best_ci95"]
+    assert low <= summary["best_agreement"] <= high
+    assert (f"best agreement {summary['best_agreement']:.4f} on {votes} validation votes (95% interval {low:.4f}-{high:.4f}, "
+            f"resampling {iv['units']} annotation groups") in out, out[-2000:]
+    assert f"tied with the best ({summary['best_trial']}) at 95%" in out
+    assert (scored.ci95_low <= scored.best_agreement + 1e-6).all() and (scored.best_agreement <= scored.ci95_high + 1e-6).all()
+    assert board.p_ge_best.iloc[0] == 1.0 and sorted(board.trial_id[(board.tied_with_best == True) & (board.index > 0)]) == sorted(iv["tied_with_best"])  # noqa: E712
     line = next(x for x in out.splitlines() if x.startswith("ASHA stopped "))
     assert line.startswith(f"ASHA stopped {len(stopped)} of {len(board)} trials early: ")
     assert sorted(line.split(": ", 1)[1].split(", ")) == sorted(stopped.trial_id)
@@ -94,6 +103,11 @@ def test_only_the_best_epoch_is_checkpointed(search_run):
         assert len(checkpoints) == 1, trial_dir
         metrics = json.loads((checkpoints[0] / "metrics.json").read_text())
         assert metrics[AGREEMENT] == max(r[AGREEMENT] for r in results(trial_dir))
+        # ... with its score of each validation text: the same agreement on the run's validation votes.
+        less, more, groups = read_validation(run)
+        scores = np.load(checkpoints[0] / VAL_SCORES)
+        assert scores.dtype == np.float32 and len(scores) == max(less.max(), more.max()) + 1 and len(groups) == len(less)
+        assert agreement(scores, less, more) == pytest.approx(metrics[AGREEMENT], abs=1e-6)
 
 
 def test_best_checkpoint_reproduces_its_agreement(search_run):

@@ -9,10 +9,11 @@ directory is claimed by `fresh_run`, the search runs through `fit_and_sync` and 
 
 import json
 
+import numpy as np
 import pytest
 from optuna.trial import TrialState
 from runfiles import read_leaderboard
-from standin import GOOD, SLOW, SPACE, analytic_trial
+from standin import GOOD, SLOW, SPACE, analytic_trial, validation_votes
 
 from model.metrics import AGREEMENT
 from search.config.parse import parse_config
@@ -47,7 +48,9 @@ def local_ray():
 
 def standin_search(tmp_path, monkeypatch, capsys=None, trial=None, export=True, **search):
     """A search with pairtune's machinery over the stand-in; returns (ResultGrid, run directory, the
-    searcher make_tuner built, the printed output of the CLI's end of a search and its exit code)."""
+    searcher make_tuner built, the printed output of the CLI's end of a search and its exit code).
+    With trial={"votes": validation_votes()}, the run keeps those validation votes, as a real search's
+    does (search/tune/tuner.py's write_run_files), and each trial the scores of its best validation."""
     from ray import tune
 
     from search.cli.searching import _finish
@@ -67,6 +70,10 @@ def standin_search(tmp_path, monkeypatch, capsys=None, trial=None, export=True, 
     monkeypatch.setattr(tuner, "make_trainable",
                         lambda c, prepared: tune.with_parameters(analytic_trial, report_at=REPORT_AT, **(trial or {})))
     run = run_dir(cfg)
+    if trial and "votes" in trial:
+        from search.runs.layout import write_validation
+
+        write_validation(run, trial["votes"]["less"], trial["votes"]["more"], trial["votes"]["groups"])
     grid = tuner.fit_and_sync(tuner.make_tuner(cfg, None), run)
     if not export:
         return grid, run, built[0], "", None, cfg
@@ -226,3 +233,55 @@ def test_searcher_state_in_the_run_restores_what_tpe_learnt(outcome_run):
     assert restored._feedback == "pruned" and restored._milestones == [1.0, 2.0, 4.0]
     assert set(restored._best_value) == set(ids.values())
     assert restored.suggest("next") == searcher.suggest("next")
+
+
+# --- every trial's interval, and the trials tied with the best -----------------------------------
+
+
+def test_intervals_in_export_status_and_report(tmp_path, monkeypatch, capsys):
+    """Trials that keep their best validation's scores: the leaderboard, `status`, summary.json and the
+    report give every trial its 95% interval and its paired comparison with the best, and name the
+    trials tied with it; the intervals come from the kept scores alone."""
+    from model.intervals import agreement, bootstrap_agreement
+    from search.runs.layout import best_scores
+    from search.runs.report import report_run
+    from search.runs.status import snapshot
+
+    votes = validation_votes()
+    near_good = {**GOOD, "train.margin": 0.36}  # all but the same config: tied with GOOD
+    _, run, _, printed, code, _ = standin_search(
+        tmp_path, monkeypatch, capsys, trial={"votes": votes}, num_samples=5, scheduler="fifo",
+        points_to_evaluate=[GOOD, SLOW, near_good])
+    assert code == 0
+    board = leaderboard(run)
+    assert {"ci95_low", "ci95_high", "p_ge_best", "tied_with_best"} <= set(board.columns)
+    kept = {t: best_scores(run / t) for t in board.trial_id}
+    assert all(s is not None and len(s) == 200 for s in kept.values())
+    for row in board.itertuples():  # the kept scores are the best validation's: the same agreement
+        assert agreement(kept[row.trial_id], votes["less"], votes["more"]) == pytest.approx(row.best_agreement, abs=1e-12)
+        assert row.ci95_low <= row.best_agreement <= row.ci95_high
+    best = board.iloc[0]
+    assert best.p_ge_best == 1.0 and best.tied_with_best
+    # The same numbers as the bootstrap over the kept scores, seeded.
+    iv = bootstrap_agreement(np.stack([kept[t] for t in board.trial_id]), votes["less"], votes["more"], votes["groups"], best=0)
+    assert board.ci95_low.tolist() == pytest.approx(iv.low.tolist()) and board.p_ge_best.tolist() == pytest.approx(iv.p_ge_best.tolist())
+    tied = sorted(board.trial_id[board.tied_with_best & (board.index > 0)])
+    slow_id = board.trial_id[np.isclose(board["param:train.lr"], SLOW["train.lr"])].item()
+    assert slow_id not in tied and board.set_index("trial_id").loc[slow_id, "p_ge_best"] < 0.025
+    assert tied, board[["trial_id", "best_agreement", "p_ge_best"]]  # near_good, at least
+
+    s = summary(run)["intervals"]
+    assert (s["best_trial"], sorted(s["tied_with_best"]), s["resampled"], s["units"]) == (best.trial_id, tied, "group", 150)
+    assert s["best_ci95"] == pytest.approx([best.ci95_low, best.ci95_high])
+    n = len(tied)
+    tied_text = f"{n} trial{'s are' if n != 1 else ' is'} tied with the best ({best.trial_id}) at 95%"
+    assert f"({s['level']:.0%} interval {best.ci95_low:.4f}-{best.ci95_high:.4f}, resampling 150 annotation groups" in printed
+    assert tied_text in printed, printed
+
+    status_board, line = snapshot(run)
+    assert tied_text in line and f"95% interval {best.ci95_low:.4f}-{best.ci95_high:.4f}" in line
+    assert status_board.tied_with_best.tolist() == board.tied_with_best.tolist()
+
+    page = report_run(run, tmp_path / "report").index.read_text()
+    assert tied_text in page
+    assert all(f"{t} \u2248" in page for t in tied) and f"{slow_id} \u2248" not in page

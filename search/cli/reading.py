@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shlex
 
+from search.runs.intervals import UNIT_NAMES, interval_text, tied_line
+
 
 def _ended_line(summary: dict) -> str:
     reason = summary.get("ended_by")
@@ -18,6 +20,24 @@ def _ended_line(summary: dict) -> str:
     return f"search ended: {detail.get(reason, reason)}"
 
 
+def _best_line(summary: dict, best_agreement: float) -> str:
+    """The best value, on how many votes, and how sure: the bootstrap interval when the run kept its
+    trials' scores, else the rough +- of votes taken as independent."""
+    metric = summary.get("metric", "val/agreement")
+    votes, noise = summary.get("val_votes"), summary.get("val_agreement_noise_95")
+    intervals = summary.get("intervals", {})
+    interval = interval_text(intervals)
+    if interval and intervals.get("best_trial") == summary.get("best_trial"):
+        fold = f" on {votes} validation votes ({interval}, resampling {intervals['units']} {UNIT_NAMES[intervals['resampled']]})"
+    elif votes and noise:
+        fold = f" on {votes} validation votes (+-{noise:.3f} at 95%, votes taken as independent)"
+    else:
+        fold = ""
+    if metric != "val/agreement":
+        return f"best {metric} {summary['best_value']:.4f} (its val/agreement {best_agreement:.4f}{fold})"
+    return f"best agreement {best_agreement:.4f}{fold}"
+
+
 def print_export(e) -> None:
     from search.runs import storage
 
@@ -26,12 +46,10 @@ def print_export(e) -> None:
     print(e.leaderboard[cols].head(20).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"\n{_ended_line(e.summary)}")
     metric = e.summary.get("metric", "val/agreement")
-    votes, noise = e.summary.get("val_votes"), e.summary.get("val_agreement_noise_95")
-    fold = f" on {votes} validation votes (+-{noise:.3f} at 95%, votes taken as independent)" if votes and noise else ""
-    if metric != "val/agreement":
-        print(f"best {metric} {e.summary['best_value']:.4f} (its val/agreement {e.best_agreement:.4f}{fold})")
-    else:
-        print(f"best agreement {e.best_agreement:.4f}{fold}")
+    print(_best_line(e.summary, e.best_agreement))
+    tied = tied_line(e.summary.get("intervals", {}))
+    if tied:
+        print(tied)
     board = e.leaderboard
     stopped = board.trial_id[board.outcome == "stopped_by_asha"].tolist() if len(board) else []
     if stopped:

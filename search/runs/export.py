@@ -29,6 +29,7 @@ from search.runs.layout import (
     load_run_config,
     read_baseline,
 )
+from search.runs.intervals import add_intervals
 from search.runs.results import read_jsonl, read_run, refuse_damaged
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,10 @@ def asha_stops(run: Path, shown=None) -> set[str]:
 
 
 def leaderboard(run: Path, base: PairtuneConfig, strict: bool = True, shown=None):
-    """A row per trial, best first, and the records it came from (search/runs/results.py). With `strict`, a
-    damaged trial record raises DamagedRun; without, its trial's row says "damaged" and what is wrong."""
+    """A row per trial, best first, with its 95% interval and paired comparison with the best
+    (search/runs/intervals.py), and the records it came from (search/runs/results.py; `intervals` says
+    what the intervals were computed from). With `strict`, a damaged trial record raises DamagedRun;
+    without, its trial's row says "damaged" and what is wrong."""
     metric = base.search.metric
     records = read_run(run, metric, base.search.mode, shown)
     if strict:
@@ -131,6 +134,7 @@ def leaderboard(run: Path, base: PairtuneConfig, strict: bool = True, shown=None
         key = "best_agreement" if metric == AGREEMENT else metric_column(metric)
         ascending = METRIC_MODES[metric] == "min"
         board = board.sort_values(key, ascending=ascending, na_position="last").reset_index(drop=True)
+        board, records.intervals = add_intervals(board, run, {t.trial_id: t.dirname for t in records.trials}, metric)
     return board, records
 
 
@@ -210,6 +214,7 @@ def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=Non
         "outcomes": board["outcome"].value_counts().to_dict(),
         "baseline": read_baseline(run),
         **validation_fold(run),
+        "intervals": records.intervals,
         **search_end(run, base, board),
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -7,10 +7,12 @@
       pairtune_baseline.json      BASELINE_FILE: the TF-IDF + ridge floor (search.baseline)
       pairtune_stops.jsonl        STOPS_FILE: one line per trial ASHA stopped early
       pairtune_end.json           END_FILE: which budget ended the search (search/tune/budget.py)
+      pairtune_validation.npz     VALIDATION_FILE: the fold's validation votes, for the intervals
       experiment_state-*.json     Ray Tune's experiment state
       TRIAL_ID/result.json        one line per reported result; EPOCH is ASHA's time attribute
-      TRIAL_ID/checkpoint_*/      the best validation (model.pt ...), ranked by CHECKPOINT_SCORE,
-                                  and RESUME_FILE while the trial may continue
+      TRIAL_ID/checkpoint_*/      the best validation (model.pt ..., VAL_SCORES: its score of each
+                                  validation text), ranked by CHECKPOINT_SCORE, and RESUME_FILE while
+                                  the trial may continue
       export/                     EXPORT_DIR: BEST_YAML, LEADERBOARD, SUMMARY (`pairtune export`)
 
 Imports no Ray, torch or Lightning: reading a finished run must not pay for them.
@@ -18,9 +20,11 @@ Imports no Ray, torch or Lightning: reading a finished run must not pay for them
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from search.config.load import read_yaml
@@ -39,6 +43,8 @@ SUMMARY = "summary.json"
 
 EPOCH = "epoch"  # ASHA's time attribute: fractional epochs, consistent at any reporting frequency
 CHECKPOINT_SCORE = "checkpoint_score"  # what Ray ranks a trial's checkpoints by, higher first
+VALIDATION_FILE = "pairtune_validation.npz"  # the fold's validation votes (write_validation)
+VAL_SCORES = storage.KEPT_FROM_CHECKPOINTS[0]  # "val_scores.npy": a best validation's score of each validation text
 RESUME_FILE = "resume.ckpt"  # Lightning checkpoint inside a trial checkpoint, for retries and resume
 SYNC_PERIOD_S = 30  # tune.SyncConfig(sync_period=...) of every search: how stale a remote status can be
 
@@ -84,4 +90,41 @@ def not_a_config(path: Path) -> str | None:
         return f"{path}: is a search run directory, not a config file; did you mean {path / EXPORT_DIR / BEST_YAML}?"
     if (path / "model.pt").is_file() and (path / "config.yaml").is_file():
         return f"{path}: is a model directory, not a config file; the config that trained it is {path / 'config.yaml'}"
+    return None
+
+
+def write_validation(run, less: np.ndarray, more: np.ndarray, groups: np.ndarray | None) -> None:
+    """The fold's validation votes, once per run: (V,) positions of each vote's two texts among the
+    validation texts (the order of every trial's VAL_SCORES) and (V,) annotation groups, if any."""
+    arrays = {"less": np.asarray(less, dtype=np.int32), "more": np.asarray(more, dtype=np.int32)}
+    if groups is not None:
+        arrays["groups"] = np.asarray(groups, dtype=np.int64)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    storage.write_bytes(storage.join(run, VALIDATION_FILE), buffer.getvalue())
+
+
+def read_validation(run) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(less, more, groups) that write_validation kept; None for a run from before runs kept them."""
+    path = storage.join(run, VALIDATION_FILE)
+    if not storage.exists(path):
+        return None
+    with np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False) as f:
+        return f["less"], f["more"], f["groups"] if "groups" in f.files else None
+
+
+def write_val_scores(checkpoint_dir, scores: np.ndarray) -> None:
+    """A best validation's score of each validation text, float32 (4 bytes a text), into its checkpoint."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(scores, dtype=np.float32), allow_pickle=False)
+    storage.write_bytes(storage.join(checkpoint_dir, VAL_SCORES), buffer.getvalue())
+
+
+def best_scores(trial_dir) -> np.ndarray | None:
+    """The scores of a trial's best validation so far: those in its newest checkpoint that has any (only
+    a new best validation writes them, and Ray keeps the best checkpoint); None before the first."""
+    for name in sorted((n for n in storage.list_names(trial_dir) if n.startswith("checkpoint_")), reverse=True):
+        path = storage.join(trial_dir, name, VAL_SCORES)
+        if storage.exists(path):
+            return np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False)
     return None

@@ -10,6 +10,7 @@ sampled parameters, the ASHA stops (pairtune_stops.jsonl) and the base config (i
 - importances.png: parameter importances (Optuna's fANOVA evaluator, seeded) on a study rebuilt from
   the trials, each trial valued by its best metric.
 - param_<key>.png: the metric against each searched parameter (log x for log-scaled ranges).
+- the leaderboard, with each trial's 95% interval; trials tied with the best at 95% are marked.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pandas as pd
 
 from search.config.parse import ConfigError, PairtuneConfig
 from search.config.space import Dimension, searched_dimensions
+from search.runs.intervals import interval_text, tied_line
 from search.runs.layout import EPOCH, load_run_config
 from search.runs.plots import outcome_style, plot_best_so_far, plot_importances, plot_parameter, plot_progress
 
@@ -146,7 +148,27 @@ def _safe_name(key: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in key)
 
 
-def _html_page(run: Path, cfg: PairtuneConfig, board: pd.DataFrame, sections: list[tuple[str, str | None, str]]) -> str:
+TIED_MARK = "≈"  # after a trial id in the report's leaderboard: tied with the best at 95%
+
+
+def _intervals_paragraph(intervals: dict) -> str:
+    """What the intervals say, above the leaderboard: the best's interval and who is tied with it."""
+    line = tied_line(intervals)
+    if not line:
+        return f"<p class='note'>No intervals: {html.escape(intervals.get('note', 'none computed'))}.</p>"
+    interval = interval_text(intervals)
+    return (f"<p>Best trial {html.escape(intervals['best_trial'])}: {html.escape(interval)} of its validation agreement. "
+            f"{html.escape(line)}. Tied trials are marked {TIED_MARK} below; ci95_low and ci95_high are each trial's "
+            "interval, p_ge_best the share of resamples in which it is at least as good as the best.</p>")
+
+
+def _marked(board: pd.DataFrame, intervals: dict) -> pd.DataFrame:
+    tied = set(intervals.get("tied_with_best", []))
+    return board.assign(trial_id=[f"{t} {TIED_MARK}" if t in tied else t for t in board.trial_id])
+
+
+def _html_page(run: Path, cfg: PairtuneConfig, board: pd.DataFrame, sections: list[tuple[str, str | None, str]],
+               intervals: dict | None = None) -> str:
     metric = cfg.search.metric
     scored = board.dropna(subset=["best_value"])
     outcomes = ", ".join(f"{n} {outcome_style(o)[1]}" for o, n in board["outcome"].value_counts().items())
@@ -171,16 +193,17 @@ def _html_page(run: Path, cfg: PairtuneConfig, board: pd.DataFrame, sections: li
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         else:
             parts.append(f"<p class='note'>{html.escape(caption)}</p>")
-    table = board.drop(columns=["best_value"])  # the leaderboard has the metric's own column
+    table = _marked(board.drop(columns=["best_value"]), intervals or {})  # the metric has its own column
     parts.append("<h2>Leaderboard</h2>")
+    parts.append(_intervals_paragraph(intervals or {}))
     parts.append(table.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.4g}", border=0))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def ranked_trials(run: Path, cfg: PairtuneConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """The leaderboard with each trial's best value of the searched metric (best first), and each
-    trial's curve of it; a ConfigError when nothing has been reported yet."""
+def ranked_trials(run: Path, cfg: PairtuneConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict]:
+    """The leaderboard with each trial's best value of the searched metric (best first), each trial's
+    curve of it, and what its intervals came from; a ConfigError when nothing has been reported yet."""
     from search.runs.export import leaderboard
 
     metric, mode = cfg.search.metric, cfg.search.mode
@@ -193,7 +216,8 @@ def ranked_trials(run: Path, cfg: PairtuneConfig) -> tuple[pd.DataFrame, dict[st
     best_of = {tid: (f[metric].max() if mode == "max" else f[metric].min()) for tid, f in curves.items()}
     board = board.copy()
     board["best_value"] = board["trial_id"].map(best_of).astype(float)
-    return board.sort_values("best_value", ascending=mode != "max", na_position="last").reset_index(drop=True), curves
+    board = board.sort_values("best_value", ascending=mode != "max", na_position="last").reset_index(drop=True)
+    return board, curves, records.intervals
 
 
 def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
@@ -201,7 +225,7 @@ def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
     run = Path(run).expanduser().resolve()
     cfg = load_run_config(run)
     metric, mode = cfg.search.metric, cfg.search.mode
-    board, curves = ranked_trials(run, cfg)
+    board, curves, intervals = ranked_trials(run, cfg)
 
     out = Path(out_dir) if out_dir else run / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -243,6 +267,6 @@ def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
                          (f"Each trial's best {metric} against its {dim.key} ({scale}searched as {dim.kind}); "
                          f"trials ASHA stopped trained less, so their best is {bound} than a full run's.")))
 
-    (out / INDEX).write_text(_html_page(run, cfg, board, sections), encoding="utf-8")
+    (out / INDEX).write_text(_html_page(run, cfg, board, sections, intervals), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({"importances": importances, "notes": notes}, indent=2), encoding="utf-8")
     return Report(out, out / INDEX, plots, notes, importances)

@@ -130,6 +130,7 @@ class RunRecords:
     trials: list[TrialState]
     frames: dict[str, pd.DataFrame]  # trial id -> results
     problems: dict[str, str] = field(default_factory=dict)  # trial id -> what is wrong with its record
+    intervals: dict = field(default_factory=dict)  # what the leaderboard's intervals were computed from
 
 
 def read_run(run: Path, metric: str, mode: str, shown=None) -> RunRecords:

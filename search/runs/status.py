@@ -14,6 +14,7 @@ import pandas as pd
 from model.metrics import AGREEMENT
 from search.config.parse import ConfigError
 from search.runs import storage
+from search.runs.intervals import interval_text, tied_line
 from search.runs.layout import CONFIG_FILE, load_run_config
 
 
@@ -27,15 +28,19 @@ def snapshot(run) -> tuple[pd.DataFrame, str]:
         if not storage.has_experiment(local):
             return pd.DataFrame(), f"{run}: no trial has started yet"
         # A damaged trial record is shown as such (outcome "damaged", the file named), not refused.
-        board, _ = leaderboard(local, base, strict=False, shown=run if storage.is_uri(run) else None)
+        board, records = leaderboard(local, base, strict=False, shown=run if storage.is_uri(run) else None)
     counts = board["outcome"].value_counts().to_dict() if len(board) else {}
     parts = [f"{n} {k}" for k, n in sorted(counts.items())]
     metric = base.search.metric  # the board is ranked by it
     key, label = ("best_agreement", "agreement") if metric == AGREEMENT else (metric_column(metric), metric)
     scored = board.dropna(subset=[key]) if len(board) else board
     best = f"; best {label} {scored[key].iloc[0]:.4f} (trial {scored.trial_id.iloc[0]})" if len(scored) else ""
+    interval = interval_text(records.intervals)
+    if interval and len(scored) and records.intervals["best_trial"] == scored.trial_id.iloc[0]:
+        best = f"{best[:-1]}, {interval})"
     line = f"{run}: {len(board)} of {base.search.num_samples} trials ({', '.join(parts) or 'none yet'}){best}"
-    return board, line
+    tied = tied_line(records.intervals)
+    return board, line + (f"\n{tied}" if tied else "")
 
 
 def render(board: pd.DataFrame, line: str, limit: int = 30) -> str:

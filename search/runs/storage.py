@@ -19,6 +19,8 @@ from pathlib import Path
 # What `export` and `status` need from a run; checkpoints and TensorBoard events stay in storage.
 SKIP_DIRS = ("checkpoint_", "lightning")
 SKIP_FILES = ("events.out.tfevents",)
+# ... except these small files of a checkpoint: a best validation's scores, which the intervals read.
+KEPT_FROM_CHECKPOINTS = ("val_scores.npy",)
 
 
 def is_uri(path) -> bool:
@@ -78,9 +80,7 @@ def makedirs(path) -> None:
 
 
 def read_text(path) -> str:
-    fs, p = filesystem(path)
-    with fs.open_input_stream(p) as f:
-        return f.read().decode("utf-8")
+    return read_bytes(path).decode("utf-8")
 
 
 def _output(path):
@@ -91,8 +91,18 @@ def _output(path):
 
 
 def write_text(path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path, data: bytes) -> None:
     with _output(path) as f:
-        f.write(text.encode("utf-8"))
+        f.write(data)
+
+
+def read_bytes(path) -> bytes:
+    fs, p = filesystem(path)
+    with fs.open_input_stream(p) as f:
+        return f.read()
 
 
 def append_line(path, line: str) -> None:
@@ -199,7 +209,8 @@ def delete_dir(path) -> None:
 
 
 def download(run, local_dir: str | Path) -> Path:
-    """Copy a run's results (everything but checkpoints and TensorBoard events) to a local directory."""
+    """Copy a run's results (everything but checkpoints, bar their kept scores, and TensorBoard events)
+    to a local directory."""
     import pyarrow.fs as pafs
 
     fs, root = filesystem(run)
@@ -213,7 +224,8 @@ def download(run, local_dir: str | Path) -> Path:
             continue
         rel = info.path[len(root):].lstrip("/")
         parts = rel.split("/")
-        if any(part.startswith(SKIP_DIRS) for part in parts[:-1]) or parts[-1].startswith(SKIP_FILES):
+        skipped = any(part.startswith(SKIP_DIRS) for part in parts[:-1]) and parts[-1] not in KEPT_FROM_CHECKPOINTS
+        if skipped or parts[-1].startswith(SKIP_FILES):
             continue
         target = local_dir.joinpath(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -248,8 +260,8 @@ def local_view(run):
 
 def prune_checkpoints(fs, trial_path: str, score_key: str, resume_file: str) -> None:
     """Keep only a finished trial's best checkpoint, without its resume state, on any pyarrow filesystem
-    (local or shared storage). Only a new best validation saves weights, so the candidates are the
-    checkpoints holding a model, and the best is the one whose metrics.json has the highest score_key."""
+    (local or shared storage). Only a new best validation saves weights and scores, so the candidates are
+    the checkpoints holding either, and the best is the one whose metrics.json has the highest score_key."""
     import pyarrow.fs as pafs
 
     from model.checkpoint import METRICS, WEIGHTS
@@ -258,7 +270,7 @@ def prune_checkpoints(fs, trial_path: str, score_key: str, resume_file: str) -> 
     dirs = sorted(i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_"))
     scores = {}
     for d in dirs:
-        if fs.get_file_info(f"{d}/{WEIGHTS}").type == pafs.FileType.File:
+        if any(fs.get_file_info(f"{d}/{f}").type == pafs.FileType.File for f in (WEIGHTS, *KEPT_FROM_CHECKPOINTS)):
             with fs.open_input_stream(f"{d}/{METRICS}") as f:
                 scores[d] = json.loads(f.read().decode("utf-8"))[score_key]
     best = max(scores, key=scores.get, default=None)

@@ -18,7 +18,7 @@ from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config.parse import PairtuneConfig, with_params
-from search.runs.layout import CHECKPOINT_SCORE, EPOCH, RESUME_FILE
+from search.runs.layout import CHECKPOINT_SCORE, EPOCH, RESUME_FILE, write_val_scores
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,14 @@ def trial_metrics(r: ValidationResult) -> dict:
 
 
 def fill_checkpoint(d: str, r: ValidationResult, module, config_dict: dict, metrics: dict, rank0: bool = True) -> bool:
-    """Write into d what this validation leaves: the model when it is a new best, and the state to
-    resume from unless training is over. In a data-parallel trial every process calls this (saving
+    """Write into d what this validation leaves: the model and its score of each validation text
+    (VAL_SCORES, for the intervals) when it is a new best, and the state to resume from unless
+    training is over. In a data-parallel trial every process calls this (saving
     the resume state is collective) and only rank 0 writes. True when d holds anything."""
     if r.is_best and rank0:
         save_checkpoint(d, module, config_dict, metrics)
+        if r.scores is not None:
+            write_val_scores(d, r.scores)
     if not r.final:  # nothing follows the last validation, so nothing to resume
         save_resume_state(module, os.path.join(d, RESUME_FILE))
     return bool(os.listdir(d))

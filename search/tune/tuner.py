@@ -22,6 +22,7 @@ from search.runs.layout import (
     SYNC_PERIOD_S,
     load_run_config,
     run_dir,
+    write_validation,
 )
 from search.tune import budget, ddp
 from search.tune.budget import make_stopper
@@ -110,9 +111,11 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
 
 
 def write_run_files(cfg: PairtuneConfig, prepared: PreparedData) -> Path | str:
-    """The data summary beside the config that claimed the run directory (fresh_run)."""
+    """The data summary and the validation votes (for the intervals) beside the config that claimed
+    the run directory (fresh_run)."""
     directory = run_dir(cfg)
     storage.write_text(storage.join(directory, DATA_FILE), json.dumps(prepared.summary(), indent=2))
+    write_validation(directory, *prepared.validation_votes())
     return directory
 
 
