@@ -1,7 +1,8 @@
 """`pairtune` command line: the parser is the table of subcommands below, one module per group:
 
     search, resume, check        searching.py  run, continue or dry-run a Ray Tune search of a YAML config
-    train, predict               models.py     train one configuration (e.g. an exported best.yaml); score texts
+    train, predict, ensemble     models.py     train one configuration (e.g. an exported best.yaml); score texts;
+                                               ensemble a search's best trials
     baseline, lr-find            models.py     the TF-IDF + ridge floor; a learning-rate range test
     export, report, status       reading.py    read a run: best config and leaderboard, plots, live leaderboard
     submit                       cluster.py    run a search as a Ray job on a cluster

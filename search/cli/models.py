@@ -1,4 +1,4 @@
-"""`pairtune train`, `predict`, `baseline` and `lr-find`: one model at a time (search/recipes/)."""
+"""`pairtune train`, `predict`, `ensemble`, `baseline` and `lr-find`: models (search/recipes/)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ def cmd_predict(args) -> int:
     print(f"scored {r['rows']} rows ({r['unique_texts']} unique texts) with {len(r['models'])} model(s), "
           f"{r['combined']}, in {r['seconds']:.1f}s")
     print(f"scores written to {r['out']}")
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from search.recipes.ensemble import build_ensemble
+
+    r = build_ensemble(args.run, args.out, top=args.top, steps=args.steps)
+    print(f"ensemble ({r['method']}): {len(r['members'])} member(s): {', '.join(r['members'])}")
+    low, high = r["ci95"]
+    print(f"validation agreement {r['validation_agreement']:.4f} on {r['validation_votes']} votes "
+          f"(95% interval {low:.4f}-{high:.4f}); best single trial {r['best_single']['trial_id']}: "
+          f"{r['best_single']['validation_agreement']:.4f}")
+    print(f"note: {r['note']}")
+    print(f"ensemble written to {r['out']}")
+    print(f"score texts with: pairtune predict {r['out']} TEXTS.csv --out scores.csv")
     return 0
 
 
@@ -92,6 +107,17 @@ def predict_args(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def ensemble_args(p) -> None:
+    p.add_argument("run", help="a search's run directory (local; its trials kept the scores of their best validation)")
+    p.add_argument("-o", "--out", required=True, help="a new directory for the ensemble (fold_K/ models + ensemble.json)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--top", type=int, default=None, metavar="K", help="the K best trials, equally weighted")
+    which.add_argument("--greedy", action="store_true",
+                       help="greedy forward selection with replacement on the validation scores (the default)")
+    p.add_argument("--steps", type=int, default=None,  # None: the recipe's GREEDY_STEPS (not imported for --help)
+                   help="greedy selection steps; the best prefix is kept (default: 10)")
+
+
 def lr_find_args(p) -> None:
     add_config_args(p)
     p.add_argument("--min-lr", type=float, default=1e-7, help="start of the range test (default: 1e-7)")
@@ -109,6 +135,12 @@ COMMANDS = {
                 "Score the texts of a CSV (comment_id,text, as Jigsaw's comments_to_score.csv) with one model "
                 "directory (raw scores) or a directory of fold_K/ models (rank average in [0, 1]); writes ID,score, "
                 "one row per input row, in input order."),
+    "ensemble": (ensemble_args, cmd_ensemble, "a rank-average ensemble of a search's best trials, for `pairtune predict`",
+                 "Choose trials of RUN from the scores each kept of its best validation (nothing is re-scored): the "
+                 "--top K, or greedy forward selection with replacement (default), and write their checkpoints as "
+                 "a fold ensemble (fold_K/ self-contained models + ensemble.json) that `pairtune predict` takes. "
+                 "Reports the ensemble's validation agreement with its 95% interval: optimistic, since the members "
+                 "were chosen on that fold."),
     "baseline": (add_config_args, cmd_baseline, "TF-IDF + ridge agreement on the config's fold: the floor a search should beat",
                  "Fit TF-IDF (char 3-5) + ridge on the training fold (target: each text's share of won votes) and "
                  "report validation agreement, computed as the search computes it."),

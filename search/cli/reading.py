@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shlex
 
-from search.runs.intervals import UNIT_NAMES, interval_text, tied_line
 
 
 def _ended_line(summary: dict) -> str:
@@ -23,6 +22,8 @@ def _ended_line(summary: dict) -> str:
 def _best_line(summary: dict, best_agreement: float) -> str:
     """The best value, on how many votes, and how sure: the bootstrap interval when the run kept its
     trials' scores, else the rough +- of votes taken as independent."""
+    from search.runs.intervals import UNIT_NAMES, interval_text  # pandas and numpy: not for --help
+
     metric = summary.get("metric", "val/agreement")
     votes, noise = summary.get("val_votes"), summary.get("val_agreement_noise_95")
     intervals = summary.get("intervals", {})
@@ -40,6 +41,7 @@ def _best_line(summary: dict, best_agreement: float) -> str:
 
 def print_export(e) -> None:
     from search.runs import storage
+    from search.runs.intervals import tied_line
 
     cols = [c for c in e.leaderboard.columns if c not in ("error",)]
     print("\nleaderboard (best first):")

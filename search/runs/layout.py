@@ -120,11 +120,18 @@ def write_val_scores(checkpoint_dir, scores: np.ndarray) -> None:
     storage.write_bytes(storage.join(checkpoint_dir, VAL_SCORES), buffer.getvalue())
 
 
-def best_scores(trial_dir) -> np.ndarray | None:
-    """The scores of a trial's best validation so far: those in its newest checkpoint that has any (only
+def best_scored_checkpoint(trial_dir):
+    """The checkpoint of a trial's best validation so far: its newest checkpoint that kept scores (only
     a new best validation writes them, and Ray keeps the best checkpoint); None before the first."""
     for name in sorted((n for n in storage.list_names(trial_dir) if n.startswith("checkpoint_")), reverse=True):
-        path = storage.join(trial_dir, name, VAL_SCORES)
-        if storage.exists(path):
-            return np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False)
+        if storage.exists(storage.join(trial_dir, name, VAL_SCORES)):
+            return storage.join(trial_dir, name)
     return None
+
+
+def best_scores(trial_dir) -> np.ndarray | None:
+    """The scores of a trial's best validation so far (best_scored_checkpoint's); None before the first."""
+    checkpoint = best_scored_checkpoint(trial_dir)
+    if checkpoint is None:
+        return None
+    return np.load(io.BytesIO(storage.read_bytes(storage.join(checkpoint, VAL_SCORES))), allow_pickle=False)
