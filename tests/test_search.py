@@ -214,3 +214,53 @@ def test_every_validation_line_reaches_the_output_under_its_own_trials_name(sear
         mine = [(prefix, epoch) for prefix, name, epoch in lines if name.startswith(trial_id + "_")]
         assert [f"{r['epoch']:.2f}" for r in results(run / trial_id)] == [epoch for _, epoch in mine], trial_id
         assert {prefix for prefix, _ in mine} == {next(name for _, name, _ in lines if name.startswith(trial_id + "_"))}
+
+
+def test_ensemble_of_the_best_trials_is_a_fold_ensemble_predict_takes(search_run, tmp_path, run_cli):
+    """`pairtune ensemble`: greedy (Caruana) and top-K ensembles chosen from the scores the trials kept,
+    written as a fold ensemble of self-contained models; predict on the validation texts reproduces the
+    ensemble's reported validation agreement, so the members are the trials' best checkpoints."""
+    import pandas as pd
+
+    from search.recipes.predict import rank_average
+    from search.runs.layout import best_scored_checkpoint
+
+    run = search_run.run
+    out = run_cli("ensemble", str(run), "--out", str(tmp_path / "greedy"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    e = json.loads((tmp_path / "greedy" / "ensemble.json").read_text())["ensemble"]
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
+    less, more, _ = read_validation(run)
+    members = []
+    for k, trial_id in enumerate(e["members"]):
+        model = tmp_path / "greedy" / f"fold_{k}"
+        assert (model / "model.pt").exists() and (model / "encoder" / "tokenizer.json").exists()  # self-contained
+        kept = np.load(best_scored_checkpoint(run / trial_id) / VAL_SCORES)
+        members.append(np.load(model / VAL_SCORES))
+        assert np.array_equal(members[-1], kept)
+    assert e["validation_agreement"] == pytest.approx(agreement(rank_average(members), less, more))
+    assert e["best_single"]["trial_id"] == board.trial_id.iloc[0]
+    assert e["best_single"]["validation_agreement"] == pytest.approx(board.best_agreement.iloc[0], abs=1e-6)
+    assert e["validation_agreement"] >= e["best_single"]["validation_agreement"]  # greedy starts from the best trial
+    assert e["ci95"][0] <= e["validation_agreement"] <= e["ci95"][1]
+    assert "optimistic" in out.stdout and f"pairtune predict {tmp_path / 'greedy'}" in out.stdout
+
+    # predict takes it unchanged: the rank average of its members, re-scored from their weights.
+    cfg = load_config(run / "export" / "best.yaml")
+    votes, split = load_split(cfg)
+    from data.loaders import positions_among_texts
+
+    v = split.val_votes
+    texts, less_v, more_v = positions_among_texts(votes.less[v], votes.more[v])
+    assert np.array_equal(less_v, less) and np.array_equal(more_v, more)  # the run kept the same votes
+    pd.DataFrame({"comment_id": range(len(texts)), "text": [votes.texts[t] for t in texts]}).to_csv(tmp_path / "val.csv", index=False)
+    scored = run_cli("predict", str(tmp_path / "greedy"), str(tmp_path / "val.csv"), "--out", str(tmp_path / "s.csv"), "--no-progress")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    scores = pd.read_csv(tmp_path / "s.csv").score.to_numpy()
+    assert agreement(scores, less, more) == pytest.approx(e["validation_agreement"], abs=2 / len(less))
+
+    top = run_cli("ensemble", str(run), "--out", str(tmp_path / "top2"), "--top", "2")
+    assert top.returncode == 0, top.stdout + top.stderr
+    assert json.loads((tmp_path / "top2" / "ensemble.json").read_text())["ensemble"]["members"] == board.trial_id.iloc[:2].tolist()
+    too_many = run_cli("ensemble", str(run), "--out", str(tmp_path / "top99"), "--top", "99")
+    assert too_many.returncode == 2 and "--top 99: only" in too_many.stderr and not (tmp_path / "top99").exists()
