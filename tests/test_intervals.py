@@ -162,3 +162,12 @@ def test_a_trial_keeps_the_scores_of_each_new_best_validation(tmp_path):
         fill_checkpoint(str(tmp_path / name), r, module, {}, {}, rank0)
     assert np.load(tmp_path / "best" / VAL_SCORES).tolist() == scores.tolist()
     assert not (tmp_path / "worse" / VAL_SCORES).exists() and not (tmp_path / "other_rank" / VAL_SCORES).exists()
+
+
+def test_the_tied_line_says_so_when_no_other_trial_is_tied():
+    from search.runs.intervals import tied_line
+
+    info = {"best_trial": "abc", "level": 0.95, "units": 5, "resampled": "group"}
+    assert tied_line({**info, "tied_with_best": []}).startswith("no other trial is tied with the best (abc) at 95%")
+    assert tied_line({**info, "tied_with_best": ["x"]}).startswith("1 trial is tied with the best (abc) at 95%")
+    assert tied_line({**info, "tied_with_best": ["x", "y"]}).endswith("): x, y")

@@ -62,12 +62,14 @@ def add_intervals(board: pd.DataFrame, run: Path, trial_dirs: dict[str, str], me
 
 
 def tied_line(info: dict) -> str | None:
-    """'3 trials are tied with the best at 95% (paired bootstrap over 150 annotation groups): a, b, c'."""
+    """'3 trials are tied with the best at 95% (paired bootstrap over 150 annotation groups): a, b, c'
+    ('no other trial is tied ...' when none is)."""
     if "tied_with_best" not in info:
         return None
     tied = info["tied_with_best"]
     n = len(tied)
-    count = f"{n} trial{'s are' if n != 1 else ' is'} tied with the best ({info['best_trial']}) at {info['level']:.0%}"
+    count = f"{n} trial{'s are' if n != 1 else ' is'}" if n else "no other trial is"
+    count += f" tied with the best ({info['best_trial']}) at {info['level']:.0%}"
     how = f"paired bootstrap over {info['units']} {UNIT_NAMES[info['resampled']]}"
     named = f": {', '.join(tied[:10])}" + (f" and {n - 10} more" if n > 10 else "") if tied else ""
     return f"{count} ({how}){named}"
