@@ -29,23 +29,14 @@ from model.intervals import bootstrap_agreement  # noqa: E402
 def fold_scores(config: Path):
     """(less, more, groups, baseline scores of the validation texts) of the config's fold."""
     from data.loaders import positions_among_texts
-    from model.baseline import win_share
+    from model.baseline import tfidf_ridge_scores
     from search.config.load import load_config
     from search.tune.prepare import load_split
 
-    cfg = load_config(config, [])
-    votes, split = load_split(cfg)
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import Ridge
-
-    seen, target = win_share(votes.less[split.train_votes], votes.more[split.train_votes], len(votes.texts))
-    texts = np.array(votes.texts, dtype=object)
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True)
-    train = np.flatnonzero(seen)
-    model = Ridge(alpha=1.0).fit(vec.fit_transform(texts[train]), target[train])
+    votes, split = load_split(load_config(config, []))
+    scores, _ = tfidf_ridge_scores(votes, split)  # the search's own baseline
     val_texts, less, more = positions_among_texts(votes.less[split.val_votes], votes.more[split.val_votes])
-    scores = model.predict(vec.transform(texts[val_texts])).astype(np.float32)
-    return less, more, votes.groups[split.val_votes], scores
+    return less, more, votes.groups[split.val_votes], scores[val_texts].astype(np.float32)
 
 
 def main() -> None:

@@ -30,20 +30,24 @@ def win_share(less: np.ndarray, more: np.ndarray, n_texts: int) -> tuple[np.ndar
     return seen, np.divide(wins, seen, out=np.zeros(n_texts), where=seen > 0)
 
 
-def tfidf_ridge(votes: PairVotes, split: FoldSplit, alpha: float = 1.0) -> dict:
-    """Fit on the split's training votes, score its validation votes."""
+def tfidf_ridge_scores(votes: PairVotes, split: FoldSplit, alpha: float = 1.0) -> tuple[np.ndarray, int]:
+    """Fit on the split's training votes; (the score of every text, how many texts it was fitted on)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import Ridge
 
-    start = time.perf_counter()
-    t, v = split.train_votes, split.val_votes
-    seen, target = win_share(votes.less[t], votes.more[t], len(votes.texts))
+    seen, target = win_share(votes.less[split.train_votes], votes.more[split.train_votes], len(votes.texts))
     train_texts = np.flatnonzero(seen)
     texts = np.array(votes.texts, dtype=object)
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True, lowercase=True)
-    x = vec.fit_transform(texts[train_texts])
-    model = Ridge(alpha=alpha).fit(x, target[train_texts])
-    scores = model.predict(vec.transform(texts))
+    model = Ridge(alpha=alpha).fit(vec.fit_transform(texts[train_texts]), target[train_texts])
+    return model.predict(vec.transform(texts)), len(train_texts)
+
+
+def tfidf_ridge(votes: PairVotes, split: FoldSplit, alpha: float = 1.0) -> dict:
+    """Fit on the split's training votes, score its validation votes."""
+    start = time.perf_counter()
+    scores, train_texts = tfidf_ridge_scores(votes, split, alpha)
+    v = split.val_votes
     less, more = votes.less[v], votes.more[v]
     lengths = np.array([len(s) for s in votes.texts], dtype=np.float64)
     return {
@@ -52,7 +56,7 @@ def tfidf_ridge(votes: PairVotes, split: FoldSplit, alpha: float = 1.0) -> dict:
         "agreement": _agreement(scores, less, more),
         "length_agreement": _agreement(lengths, less, more),  # "the longer text is more toxic"
         "fold": split.fold,
-        "train_texts": len(train_texts),
+        "train_texts": train_texts,
         "val_votes": len(v),
         "seconds": round(time.perf_counter() - start, 2),
     }
