@@ -31,7 +31,7 @@ from search.runs.layout import VAL_SCORES, best_scored_checkpoint, load_run_conf
 
 GREEDY_STEPS = 10
 OPTIMISTIC = ("the members were chosen on this same validation fold, so this agreement is optimistic; "
-              "retrain them on all votes (README, 'Ensembles of the best trials') and judge on votes none of them saw")
+              "retrain them on all votes (README, 'pairtune ensemble') and judge on votes none of them saw")
 
 
 def candidates(run: Path) -> tuple[list[dict], tuple]:
