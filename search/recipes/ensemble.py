@@ -27,7 +27,8 @@ from model.metrics import AGREEMENT
 from search.config.parse import ConfigError
 from search.recipes.predict import rank_average
 from search.runs import storage
-from search.runs.layout import VAL_SCORES, best_scored_checkpoint, load_run_config, read_validation
+from search.runs.intervals import kept_scores
+from search.runs.layout import load_run_config, read_validation, write_val_scores
 
 GREEDY_STEPS = 10
 OPTIMISTIC = ("the members were chosen on this same validation fold, so this agreement is optimistic; "
@@ -48,17 +49,9 @@ def candidates(run: Path) -> tuple[list[dict], tuple]:
         raise ConfigError([f"{run}: no validation votes kept (a run from before pairtune kept them), so no ensemble "
                            "can be chosen without re-scoring"])
     board, records = leaderboard(run, cfg)
-    dirs = {t.trial_id: t.dirname for t in records.trials}
-    n_texts = int(max(votes[0].max(), votes[1].max())) + 1
-    found = []
-    for row in board.itertuples():
-        checkpoint = best_scored_checkpoint(run / dirs[row.trial_id]) if row.trial_id in dirs else None
-        if checkpoint is None:
-            continue
-        scores = np.load(Path(checkpoint) / VAL_SCORES, allow_pickle=False)
-        if len(scores) == n_texts and np.isfinite(scores).all():
-            found.append({"trial_id": row.trial_id, "value": agreement(scores, votes[0], votes[1]),
-                          "checkpoint": Path(checkpoint), "scores": scores})
+    kept = kept_scores(run, {t.trial_id: t.dirname for t in records.trials}, board.trial_id, votes)
+    found = [{"trial_id": tid, "value": agreement(scores, votes[0], votes[1]), "checkpoint": Path(checkpoint),
+              "scores": scores} for tid, (checkpoint, scores) in kept.items()]
     if not found:
         raise ConfigError([f"{run}: no trial has kept the scores of a validation yet"])
     return found, votes
@@ -134,7 +127,7 @@ def _write(out: Path, members: list[dict], summary: dict) -> None:
         metrics["trial_id"] = member["trial_id"]
         directory = save_checkpoint(out / FOLD_DIR.format(k), module, config, metrics,
                                     load_tokenizer_for(member["checkpoint"], config))
-        np.save(directory / VAL_SCORES, member["scores"].astype(np.float32), allow_pickle=False)
+        write_val_scores(directory, member["scores"])
         folds[str(k)] = {"trial_id": member["trial_id"], AGREEMENT: float(member["value"]),
                          "from": str(member["checkpoint"])}
     (out / ENSEMBLE).write_text(json.dumps({"folds": folds, "ensemble": summary}, indent=2), encoding="utf-8")

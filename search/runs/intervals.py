@@ -17,7 +17,7 @@ import pandas as pd
 
 from model.intervals import LEVEL, RESAMPLES, SEED, bootstrap_agreement
 from model.metrics import AGREEMENT
-from search.runs.layout import best_scores, read_validation
+from search.runs.layout import best_scored_checkpoint, read_val_scores, read_validation
 
 COLUMNS = ("ci95_low", "ci95_high", "p_ge_best", "tied_with_best")
 UNIT_NAMES = {"group": "annotation groups (the worker column)", "text": "texts with all their votes"}
@@ -36,11 +36,7 @@ def add_intervals(board: pd.DataFrame, run: Path, trial_dirs: dict[str, str], me
     if votes is None:
         return board, {"note": "this run kept no validation votes (a run from before intervals)"}
     less, more, groups = votes
-    kept = {}
-    for tid in board.trial_id:
-        scores = best_scores(run / trial_dirs[tid]) if tid in trial_dirs else None
-        if scores is not None and len(scores) == int(max(less.max(), more.max())) + 1:
-            kept[tid] = scores
+    kept = {tid: scores for tid, (_, scores) in kept_scores(run, trial_dirs, board.trial_id, votes).items()}
     if not kept:
         return board, {"note": "no trial has kept the scores of a validation yet"}
     ids = list(kept)  # in board order: the first is the best trial that kept its scores
@@ -59,6 +55,23 @@ def add_intervals(board: pd.DataFrame, run: Path, trial_dirs: dict[str, str], me
         "trials_with_scores": len(ids),
     }
     return board, info
+
+
+def kept_scores(run: Path, trial_dirs: dict[str, str], trial_ids, votes) -> dict[str, tuple]:
+    """trial id -> (the checkpoint of its best validation, the scores it kept there), in the order of
+    `trial_ids`, for the trials whose scores fit the run's validation votes (`votes`, read_validation's):
+    one finite score for each validation text. What the intervals and `pairtune ensemble` both read."""
+    less, more, _ = votes
+    n_texts = int(max(less.max(), more.max())) + 1
+    kept = {}
+    for tid in trial_ids:
+        checkpoint = best_scored_checkpoint(run / trial_dirs[tid]) if tid in trial_dirs else None
+        if checkpoint is None:
+            continue
+        scores = read_val_scores(checkpoint)
+        if len(scores) == n_texts and np.isfinite(scores).all():
+            kept[tid] = (checkpoint, scores)
+    return kept
 
 
 def tied_line(info: dict) -> str | None:

@@ -129,9 +129,12 @@ def best_scored_checkpoint(trial_dir):
     return None
 
 
+def read_val_scores(checkpoint_dir) -> np.ndarray:
+    """The scores write_val_scores kept in a checkpoint."""
+    return np.load(io.BytesIO(storage.read_bytes(storage.join(checkpoint_dir, VAL_SCORES))), allow_pickle=False)
+
+
 def best_scores(trial_dir) -> np.ndarray | None:
     """The scores of a trial's best validation so far (best_scored_checkpoint's); None before the first."""
     checkpoint = best_scored_checkpoint(trial_dir)
-    if checkpoint is None:
-        return None
-    return np.load(io.BytesIO(storage.read_bytes(storage.join(checkpoint, VAL_SCORES))), allow_pickle=False)
+    return None if checkpoint is None else read_val_scores(checkpoint)
