@@ -193,3 +193,17 @@ def run_cli(capsys):
         return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err, started_ray=not already and ray.is_initialized())
 
     return run
+
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """The README's test command runs two test processes (`-n 2 --dist loadgroup`, pytest-xdist) and
+    sends each group to one of them: a module's tests form a group (its module fixtures, a Ray cluster
+    or a trained model, start once), and every module that reads the shared search joins one group
+    "shared-search" (it runs once). Without -n the groups change nothing."""
+    shared = {item.module.__name__ for item in items
+              if {"small_search", "shared_run_copy"} & set(getattr(item, "fixturenames", ()))}
+    for item in items:
+        name = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group("shared-search" if name in shared else name))
