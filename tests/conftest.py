@@ -195,11 +195,10 @@ def run_cli(capsys):
     return run
 
 
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """The README's test command runs two test processes (`-n 2 --dist loadgroup`, pytest-xdist) and
-    sends each group to one of them: a module's tests form a group (its module fixtures, a Ray cluster
+    """With `-n 2 --dist loadgroup` (pytest-xdist; README, Tests) two test processes run the tests, each
+    group in one of them: a module's tests form a group (its module fixtures, a Ray cluster
     or a trained model, start once), and every module that reads the shared search joins one group
     "shared-search" (it runs once). Without -n the groups change nothing."""
     shared = {item.module.__name__ for item in items
