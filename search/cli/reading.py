@@ -6,7 +6,6 @@ from __future__ import annotations
 import shlex
 
 
-
 def _ended_line(summary: dict) -> str:
     reason = summary.get("ended_by")
     detail = {
