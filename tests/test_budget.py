@@ -55,9 +55,16 @@ def test_pruned_feedback_tells_optuna_the_truth():
     t = trials(s)
     assert t[0].state == TrialState.COMPLETE and t[0].value == pytest.approx(0.70)
     assert t[1].state == TrialState.PRUNED and t[1].value == pytest.approx(0.67)  # Optuna: its last rung value
-    # step = rungs reached; the first report past a rung is the value ASHA compared there
-    assert t[1].intermediate_values == {0: pytest.approx(0.58), 1: pytest.approx(0.64), 2: pytest.approx(0.67)}
+    # every validation at step = thousandths of an epoch, the first past a rung at the rung's own step:
+    # the value ASHA compared there
+    assert t[1].intermediate_values == {500: pytest.approx(0.58), 1000: pytest.approx(0.64), 1500: pytest.approx(0.65),
+                                        2000: pytest.approx(0.67)}
     assert t[2].state == TrialState.FAIL
+    # Another batch size validates at other epochs; stopped at the same rung, it ends on the same step,
+    # so TPE (which ranks a pruned trial by its last step, then its value there) compares their values.
+    run(s, "d", [(0.6, 0.52, False), (1.2, 0.61, False), (1.8, 0.66, False), (2.4, 0.69, False)])
+    assert trials(s)[3].intermediate_values == {600: pytest.approx(0.52), 1000: pytest.approx(0.61),
+                                                1800: pytest.approx(0.66), 2000: pytest.approx(0.69)}
 
 
 @pytest.mark.parametrize("feedback,scheduler", [("pruned", "asha"), ("rung", "fifo")])

@@ -77,6 +77,18 @@ def test_sigkill_then_resume(tmp_path, tiny_backbone, ruddit_pairs):
         after = results(t)[len(before[t.name]):]
         assert_continues_from_last_checkpoint(before[t.name], after, schedule)
         assert after[-1]["final"] and after[-1]["epoch"] == EPOCHS
+    # The Optuna study in the run was reopened, not restarted: every trial in it, none left RUNNING (a trial
+    # the killed driver had started after its last saved state is FAIL, "lost"; Tune ran another instead).
+    import optuna
+    from optuna.trial import TrialState
+
+    from search.runs import study
+
+    loaded = optuna.load_study(study_name="r", storage=study.journal_storage(run / study.STUDY_FILE))
+    kept = [t for t in loaded.get_trials() if t.user_attrs.get(study.OUTCOME) != "lost"]
+    assert all(t.state == TrialState.FAIL for t in loaded.get_trials() if t not in kept)
+    assert sorted(t.user_attrs[study.TUNE_TRIAL_ID] for t in kept) == sorted(board.trial_id)
+    assert {t.state for t in kept} == {TrialState.COMPLETE}
     for t in run.glob("*/params.json"):  # finished trials keep one checkpoint, without resume state
         checkpoints = list(t.parent.glob("checkpoint_*"))
         assert len(checkpoints) == 1 and not (checkpoints[0] / "resume.ckpt").exists()

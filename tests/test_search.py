@@ -110,6 +110,37 @@ def test_only_the_best_epoch_is_checkpointed(search_run):
         assert agreement(scores, less, more) == pytest.approx(metrics[AGREEMENT], abs=1e-6)
 
 
+def test_the_study_in_the_run_holds_every_trial_as_the_leaderboard_does(search_run):
+    """The Optuna study persists in the run (optuna-dashboard reads this file): each trial with its Tune
+    id, outcome, epochs and kept checkpoint, each validation an intermediate value."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from search.runs import study
+
+    run = search_run.run
+    loaded = optuna.load_study(study_name="shared", storage=study.journal_storage(run / study.STUDY_FILE))
+    trials = {t.user_attrs[study.TUNE_TRIAL_ID]: t for t in loaded.get_trials()}
+    board = read_leaderboard(run / "export" / "leaderboard.csv").set_index("trial_id")
+    assert set(trials) == set(board.index) and len(trials) == SHARED_TRIALS
+    state = {"finished": TrialState.COMPLETE, "stopped_by_asha": TrialState.PRUNED, "error": TrialState.FAIL}
+    for tid, t in trials.items():
+        row = board.loc[tid]
+        assert t.state == state[row.outcome], (tid, row.outcome)
+        assert t.user_attrs[study.OUTCOME] == {"finished": "finished", "stopped_by_asha": "stopped", "error": "error"}[row.outcome]
+        assert t.user_attrs[study.EPOCHS] == pytest.approx(row.epochs_run)
+        if row.outcome == "error":
+            assert study.CHECKPOINT not in t.user_attrs
+            continue
+        validations = results(run / tid)
+        assert len(t.intermediate_values) == len(validations)  # each validation, none twice
+        assert sorted(t.intermediate_values.values()) == pytest.approx(sorted(r[AGREEMENT] for r in validations))
+        kept = run / t.user_attrs[study.CHECKPOINT]
+        assert [kept] == list((run / tid).glob("checkpoint_*"))  # the one Ray kept
+        if t.state == TrialState.COMPLETE:
+            assert t.value == pytest.approx(row.best_agreement)
+
+
 def test_best_checkpoint_reproduces_its_agreement(search_run):
     run = search_run.run
     summary = json.loads((run / "export" / "summary.json").read_text())

@@ -192,7 +192,7 @@ def test_outcomes_tpe_learns_from_a_real_search(feedback, outcome_run):
     assert failing.state == TrialState.FAIL and failing.value is None
     if feedback == "pruned":  # finished: its best value; stopped: PRUNED, with its value at each rung it reached
         assert (good.state, good.value) == (TrialState.COMPLETE, pytest.approx(max(values["GOOD"])))
-        assert slow.state == TrialState.PRUNED and slow.intermediate_values == {1: pytest.approx(values["SLOW"][0])}
+        assert slow.state == TrialState.PRUNED and slow.intermediate_values == {1000: pytest.approx(values["SLOW"][0])}  # at rung 1: epoch 1.000
     elif feedback == "rung":  # every trial: its value at the first rung
         assert (good.state, good.value) == (TrialState.COMPLETE, pytest.approx(values["GOOD"][0]))
         assert (slow.state, slow.value) == (TrialState.COMPLETE, pytest.approx(values["SLOW"][0]))

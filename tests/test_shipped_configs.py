@@ -93,3 +93,11 @@ def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, t
     assert summary["best_checkpoint"].startswith("s3://pairtune-test/shipped/shipped/")
     assert storage.exists(storage.join(run, "mlflow.db"))
     assert any(n.startswith("offline-run-") for n in storage.list_names(storage.join(run, "wandb")))
+    # The Optuna study, written on the driver's disk, is in the run on S3 with every trial, none left running.
+    import optuna
+
+    from search.runs import study
+
+    journal = study.fetch(run, tmp_path / "study.journal")
+    trials = optuna.load_study(study_name="shipped", storage=study.journal_storage(journal)).get_trials()
+    assert len(trials) == summary["trials"] and all(t.state.is_finished() for t in trials)

@@ -2,6 +2,7 @@
 
     layout.py    file names (CONFIG_FILE, SUMMARY, ...), EPOCH, run_dir, load_run_config
     storage.py   local paths and s3:// / gs:// URIs alike; claiming a run; checkpoint pruning
+    study.py     the Optuna study kept in the run as a journal file (optuna-dashboard reads it)
     results.py   the one reader of trials' result.json records
     export.py    best.yaml, leaderboard and summary of a finished (or running) search
     status.py    `pairtune status`: the live leaderboard

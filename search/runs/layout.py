@@ -13,6 +13,7 @@
       TRIAL_ID/checkpoint_*/      the best validation (model.pt ..., VAL_SCORES: its score of each
                                   validation text), ranked by CHECKPOINT_SCORE, and RESUME_FILE while
                                   the trial may continue
+      optuna_study.journal        study.STUDY_FILE: the Optuna study (search/runs/study.py)
       export/                     EXPORT_DIR: BEST_YAML, LEADERBOARD, SUMMARY (`pairtune export`)
 
 Imports no Ray, torch or Lightning: reading a finished run must not pay for them.
@@ -43,6 +44,7 @@ SUMMARY = "summary.json"
 
 EPOCH = "epoch"  # ASHA's time attribute: fractional epochs, consistent at any reporting frequency
 CHECKPOINT_SCORE = "checkpoint_score"  # what Ray ranks a trial's checkpoints by, higher first
+NOT_BEST_SCORE = -1e12  # the CHECKPOINT_SCORE of a validation that is not a new best (its checkpoint holds no model)
 VALIDATION_FILE = "pairtune_validation.npz"  # the fold's validation votes (write_validation)
 VAL_SCORES = storage.KEPT_FROM_CHECKPOINTS[0]  # "val_scores.npy": a best validation's score of each validation text
 RESUME_FILE = "resume.ckpt"  # Lightning checkpoint inside a trial checkpoint, for retries and resume

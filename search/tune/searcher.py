@@ -9,27 +9,39 @@ compares numbers that are not comparable: one-epoch values against full-training
 One rule for every place that values a trial (the leaderboard, the kept checkpoint, the export and
 TPE): a finished trial is worth its *best* validation value, not its last one.
 
-- ``pruned`` (default): a trial that finished is COMPLETE with its best value. A trial stopped before its last validation is PRUNED. Its intermediate values
-  are reported per ASHA rung (step k = the k-th rung it reached, value = its agreement when it got
-  there, the number ASHA compared), so TPE ranks stopped trials below finished ones and among
-  themselves by how far ASHA let them go, then by their value at that rung.
+- ``pruned`` (default): a trial that finished is COMPLETE with its best value. A trial stopped before
+  its last validation is PRUNED. TPE ranks a pruned trial by its last intermediate value's step, then
+  by that value, so the steps are chosen for that: each validation is reported at step = thousandths
+  of an epoch, except the first one past an ASHA rung, which is reported at the rung's own step (the
+  value ASHA compared there). Trials ASHA stopped at one rung end on the same step, so TPE ranks
+  stopped trials below finished ones and among themselves by how far ASHA let them go, then by their
+  value at that rung, whatever their batch size.
 - ``rung``: every trial is told COMPLETE with its agreement at the first rung (grace period), the one
   point all trials reach: comparable, but it rewards fast starters.
 - ``stock``: Ray's behaviour, for comparison.
 
 `benchmarks/search_efficiency.py` measures the three; see benchmarks/README.md.
+
+The study persists in the run as a journal file (search/runs/study.py), each trial carrying its Tune
+trial id, outcome, epochs and kept checkpoint as user attributes; `pairtune resume` reopens it where the
+run is now, and marks FAIL the trials a killed driver left RUNNING there that the restored searcher
+never heard of (else TPE's constant liar would keep steering around them).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 from ray.tune.search.optuna import OptunaSearch
 
 from search.config.parse import PairtuneConfig
 from search.config.space import searched_dimensions
-from search.runs.layout import EPOCH
+from search.runs import study, storage
+from search.runs.layout import CHECKPOINT_SCORE, EPOCH, NOT_BEST_SCORE
 from search.tune.scheduler import asha_milestones
+
+log = logging.getLogger(__name__)
 
 FEEDBACK = ("pruned", "rung", "stock")
 
@@ -37,42 +49,85 @@ FEEDBACK = ("pruned", "rung", "stock")
 class RungAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that reports stopped trials to Optuna as what they are (see module docstring).
 
-    `time_attr` is the result key ASHA counts in (fractional epochs); `milestones` its rungs. A result
-    is recorded at the first report past each rung (and step 0 for reports before the first one);
-    Optuna keeps the first value reported at a step, which is the value ASHA judged.
+    `time_attr` is the result key ASHA counts in (fractional epochs); `milestones` its rungs. Optuna
+    keeps the first value reported at a step: at a rung's step, the value ASHA judged. `run` is the
+    run directory whose journal holds the study (None: Optuna's in-memory storage, for benchmarks).
     """
 
-    def __init__(self, *args, feedback: str = "pruned", time_attr: str = "epoch", milestones=(), **kwargs):
+    def __init__(self, *args, feedback: str = "pruned", time_attr: str = "epoch", milestones=(), run=None, **kwargs):
         if feedback not in FEEDBACK:
             raise ValueError(f"feedback must be one of {FEEDBACK}, got {feedback!r}")
+        if run is not None:
+            kwargs["storage"] = study.journal_storage(study.study_file(run))
         super().__init__(*args, **kwargs)
+        self._run = run
         self._feedback = feedback
         self._time_attr = time_attr
         self._milestones = sorted(milestones)
         self._first_rung_value: dict[str, float] = {}
-        self._reported: dict[str, set[int]] = {}
+        self._reported: dict[str, set[int]] = {}  # each trial's steps reported to Optuna
         self._best_value: dict[str, float] = {}  # each trial's best value of the metric so far
+        self._epochs: dict[str, float] = {}  # each trial's epochs trained so far
 
     def _rung(self, result: dict) -> int:
         t = float(result.get(self._time_attr, 0.0))
         return sum(t >= m * (1 - 1e-9) for m in self._milestones)
+
+    def _step(self, trial_id: str, result: dict) -> int:
+        """Thousandths of an epoch, or the step of the highest rung this result is the first past."""
+        rung = self._rung(result)
+        rung_step = round(self._milestones[rung - 1] * study.STUDY_STEPS_PER_EPOCH) if rung else None
+        if rung_step is not None and rung_step not in self._reported.get(trial_id, ()):
+            return rung_step
+        step = math.floor(float(result.get(self._time_attr, 0.0)) * study.STUDY_STEPS_PER_EPOCH)
+        if rung < len(self._milestones):  # below the next rung's step, which is kept for the value ASHA judges
+            step = min(step, round(self._milestones[rung] * study.STUDY_STEPS_PER_EPOCH) - 1)
+        return step
+
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        self._set_attr(trial_id, study.TUNE_TRIAL_ID, trial_id)
+        return config
+
+    def _set_attr(self, trial_id: str, key: str, value) -> None:
+        import optuna
+
+        try:
+            self._ot_trials[trial_id].set_user_attr(key, value)
+        except optuna.exceptions.UpdateFinishedTrialError:  # the journal ran ahead of a restored searcher
+            pass
 
     def on_trial_result(self, trial_id: str, result: dict):
         if self._feedback == "stock":
             return super().on_trial_result(trial_id, result)
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
+        if self._time_attr in result:
+            epoch = float(result[self._time_attr])
+            if trial_id in self._epochs and epoch <= self._epochs[trial_id]:
+                return  # seen already: Tune hands a finished trial's last result to on_trial_complete too
+            self._epochs[trial_id] = epoch
         value = result.get(self.metric)
         if value is None or not math.isfinite(value):
             return
         self._note_best(trial_id, float(value))
-        rung = self._rung(result)
+        if result.get(CHECKPOINT_SCORE, NOT_BEST_SCORE) > NOT_BEST_SCORE and result.get("checkpoint_dir_name"):
+            self._set_attr(trial_id, study.CHECKPOINT, f"{trial_id}/{result['checkpoint_dir_name']}")  # the one Ray keeps
+        step = self._step(trial_id, result)
         reported = self._reported.setdefault(trial_id, set())
-        if rung not in reported:
-            self._ot_trials[trial_id].report(float(value), rung)
-            reported.add(rung)
-        if rung >= 1:
+        if step not in reported:
+            self._report(trial_id, float(value), step)
+            reported.add(step)
+        if self._rung(result) >= 1:
             self._first_rung_value.setdefault(trial_id, float(value))
+
+    def _report(self, trial_id: str, value: float, step: int) -> None:
+        import optuna
+
+        try:
+            self._ot_trials[trial_id].report(value, step)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
 
     def _note_best(self, trial_id: str, value: float) -> None:
         best = self._best_value.get(trial_id)
@@ -80,6 +135,9 @@ class RungAwareOptunaSearch(OptunaSearch):
         self._best_value[trial_id] = value if best is None else better(best, value)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id not in self._ot_trials:  # asked after the state a resumed searcher was restored from
+            self._completed_trials.add(trial_id)
+            return
         if self._feedback == "stock" or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
         from optuna.trial import TrialState
@@ -87,23 +145,67 @@ class RungAwareOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         if result and not error:  # Tune never passes the result a scheduler stopped the trial on to
             self.on_trial_result(trial_id, result)  # on_trial_result: it is the value ASHA judged at a rung
+        finished = bool(result and not error and result.get("final"))
+        self._set_attr(trial_id, study.OUTCOME, "error" if error else "finished" if finished else "stopped")
+        self._set_attr(trial_id, study.EPOCHS, self._epochs.get(trial_id, 0.0))
         if error or not result:
-            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL if error else TrialState.PRUNED)
-            self._completed_trials.add(trial_id)
-            return
-        if self._feedback == "rung" and self._milestones:  # without ASHA (fifo) there are no rungs: as pruned
+            state, value = TrialState.FAIL if error else TrialState.PRUNED, None
+        elif self._feedback == "rung" and self._milestones:  # without ASHA (fifo) there are no rungs: as pruned
             value = self._first_rung_value.get(trial_id)
             state = TrialState.COMPLETE if value is not None else TrialState.PRUNED
         else:  # a finished trial is worth its best validation (the value its kept checkpoint has),
             value = self._best_value.get(trial_id)  # its last result included (on_trial_result above)
-            state = TrialState.COMPLETE if result.get("final") and value is not None else TrialState.PRUNED
-        self._ot_study.tell(ot_trial, value if state == TrialState.COMPLETE else None, state=state)
+            state = TrialState.COMPLETE if finished and value is not None else TrialState.PRUNED
+        self._ot_study.tell(ot_trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
         self._completed_trials.add(trial_id)
 
+    # --- the study in the run: saved with the searcher's state, reopened where the run is now ------
 
-def make_searcher(cfg: PairtuneConfig, **tpe_options):
+    def relocate(self, run) -> None:
+        """Where the run is now (`pairtune resume`: it may have been moved or copied since the search
+        started); `restore` reopens the study there."""
+        self._run = run
+
+    def save(self, checkpoint_path: str):
+        super().save(checkpoint_path)
+        if self._run is not None:  # a run on shared storage gets the journal before Ray uploads this state
+            study.publish(self._run)
+
+    def restore(self, checkpoint_path: str):
+        run = self._run  # set by relocate (or at construction); the saved state holds where the run was
+        super().restore(checkpoint_path)
+        self._run = run
+        if run is not None:
+            self._reopen_study()
+
+    def _reopen_study(self) -> None:
+        """The study over the run's journal (for a run on shared storage, its copy there, saved with this
+        state), the restored Optuna trials bound to it, and trials no one will finish marked FAIL."""
+        import optuna
+        from optuna.trial import TrialState
+
+        if storage.is_uri(self._run):
+            study.fetch(self._run)
+        self._storage = study.journal_storage(study.study_file(self._run))
+        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
+                                           sampler=self._ot_study.sampler, pruner=optuna.pruners.NopPruner())
+        stored = {t._trial_id: t for t in self._ot_study.get_trials(deepcopy=False)}
+        self._ot_trials = {tid: optuna.Trial(self._ot_study, t._trial_id) for tid, t in self._ot_trials.items()
+                           if t._trial_id in stored}
+        continuing = {t._trial_id for tid, t in self._ot_trials.items() if tid not in self._completed_trials}
+        lost = [t for t in stored.values() if t.state == TrialState.RUNNING and t._trial_id not in continuing]
+        for t in lost:  # started after the state this searcher was restored from: Tune does not know them
+            self._storage.set_trial_user_attr(t._trial_id, study.OUTCOME, "lost")
+            self._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if lost:
+            log.info("study %s: %d trial(s) left running by the stopped driver marked FAIL: %s", self._study_name,
+                     len(lost), ", ".join(str(t.number) for t in lost))
+
+
+def make_searcher(cfg: PairtuneConfig, run=None, **tpe_options):
     """Optuna's TPE (multivariate, seeded) or random sampler, told the truth about stopped trials
-    (search.stopped_trials, see search/tune/searcher.py). `tpe_options` go to TPESampler (benchmarks)."""
+    (search.stopped_trials, see search/tune/searcher.py), its study kept in `run`'s journal (None: in
+    memory, for tests and benchmarks). `tpe_options` go to TPESampler (benchmarks)."""
     import optuna
 
     dims = searched_dimensions(cfg)
@@ -124,4 +226,6 @@ def make_searcher(cfg: PairtuneConfig, **tpe_options):
         feedback=s.stopped_trials,
         time_attr=EPOCH,
         milestones=asha_milestones(cfg),
+        study_name=s.name,
+        run=run,
     )

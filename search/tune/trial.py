@@ -18,7 +18,7 @@ from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config.parse import PairtuneConfig, with_params
-from search.runs.layout import CHECKPOINT_SCORE, EPOCH, RESUME_FILE, write_val_scores
+from search.runs.layout import CHECKPOINT_SCORE, EPOCH, NOT_BEST_SCORE, RESUME_FILE, write_val_scores
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def trial_metrics(r: ValidationResult) -> dict:
     # Ray ranks checkpoints by this, higher first, whatever the search's mode; a validation that is
     # not a new best scores below any real value (a negated loss can be far below -1).
-    score = (r.value if METRIC_MODES[r.monitor] == "max" else -r.value) if r.is_best else -1e12
+    score = (r.value if METRIC_MODES[r.monitor] == "max" else -r.value) if r.is_best else NOT_BEST_SCORE
     return {
         **r.metrics,  # val/pearson, val/spearman when the data is scored
         AGREEMENT: r.agreement,

@@ -13,7 +13,7 @@ from data.prepare import PreparedData
 from model.metrics import AGREEMENT, VAL_LOSS
 from search.config.parse import ConfigError, PairtuneConfig
 from search.config.space import searched_dimensions
-from search.runs import storage
+from search.runs import storage, study
 from search.runs.layout import (
     CHECKPOINT_SCORE,
     CONFIG_FILE,
@@ -84,7 +84,7 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
         tune_config=tune.TuneConfig(
             metric=cfg.search.metric,
             mode=cfg.search.mode,
-            search_alg=make_searcher(cfg),
+            search_alg=make_searcher(cfg, run=run_dir(cfg)),
             scheduler=make_scheduler(cfg),
             num_samples=cfg.search.num_samples,
             max_concurrent_trials=cfg.search.max_concurrent_trials,
@@ -116,6 +116,8 @@ def write_run_files(cfg: PairtuneConfig, prepared: PreparedData) -> Path | str:
     directory = run_dir(cfg)
     storage.write_text(storage.join(directory, DATA_FILE), json.dumps(prepared.summary(), indent=2))
     write_validation(directory, *prepared.validation_votes())
+    # A new run starts a new study: the driver's copy for a URI may hold an earlier run's at that address.
+    study.study_file(directory).unlink(missing_ok=True)
     return directory
 
 
@@ -178,7 +180,21 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
     start_ray(address)
     budget.clear(run)  # this session records its own reason
     tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
+    searcher = restored_searcher(tuner)
+    if searcher is not None:  # its study is reopened where the run is now (search/runs/study.py)
+        searcher.relocate(run)
     return fit_and_sync(tuner, run, signals), run
+
+
+def restored_searcher(tuner):
+    """The searcher Tuner.restore unpickled from the run (None when nothing was searched). Ray has no
+    public handle on it: this reads TunerInternal's tune config, and fails loudly if Ray moves it."""
+    from search.tune.searcher import RungAwareOptunaSearch
+
+    searcher = tuner._local_tuner._tune_config.search_alg
+    if searcher is not None and not isinstance(searcher, RungAwareOptunaSearch):
+        raise TypeError(f"the restored search algorithm is a {type(searcher).__name__}, not pairtune's searcher")
+    return searcher
 
 
 def run_search(cfg: PairtuneConfig, address: str | None = None, signals: StopSignals | None = None):
