@@ -101,3 +101,17 @@ def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, t
     journal = study.fetch(run, tmp_path / "study.journal")
     trials = optuna.load_study(study_name="shipped", storage=study.journal_storage(journal)).get_trials()
     assert len(trials) == summary["trials"] and all(t.state.is_finished() for t in trials)
+    # ... and `pairtune dashboard` serves it from there (tests/test_dashboard.py looks at a local one in a browser).
+    import threading
+    import urllib.request
+
+    from search.runs.dashboard import make_dashboard
+
+    server, close = make_dashboard(run, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/api/studies", timeout=30) as r:
+            assert [s["study_name"] for s in json.loads(r.read())["study_summaries"]] == ["shipped"]
+    finally:
+        server.shutdown()
+        close()

@@ -58,6 +58,7 @@ def test_each_trial_carries_its_tune_id_outcome_epochs_and_kept_checkpoint(tmp_p
     s.on_trial_complete("c", None, error=True)
 
     t = stored(run)  # read back from the journal file, as optuna-dashboard reads it
+    assert optuna.load_study(study_name="s", storage=study.journal_storage(run / study.STUDY_FILE)).metric_names == [AGREEMENT]
     assert t["a"].state == TrialState.COMPLETE and t["a"].value == pytest.approx(0.66)
     assert t["a"].intermediate_values == {1000: pytest.approx(0.61), 1500: pytest.approx(0.66), 2000: pytest.approx(0.64)}
     assert t["a"].user_attrs == {study.TUNE_TRIAL_ID: "a", study.OUTCOME: "finished", study.EPOCHS: 2.0,

@@ -4,7 +4,8 @@
     train, predict, ensemble     models.py     train one configuration (e.g. an exported best.yaml); score texts;
                                                ensemble a search's best trials
     baseline, lr-find            models.py     the TF-IDF + ridge floor; a learning-rate range test
-    export, report, status       reading.py    read a run: best config and leaderboard, plots, live leaderboard
+    export, report, status,      reading.py    read a run: best config and leaderboard, plots, live leaderboard,
+    dashboard                                  optuna-dashboard over its study
     submit                       cluster.py    run a search as a Ray job on a cluster
 
 Each group's COMMANDS maps a name to (add its arguments, run it, help, description). Only light modules

@@ -1,9 +1,10 @@
-"""`pairtune export`, `report` and `status`: read a run (local or s3:// / gs://) and print it.
+"""`pairtune export`, `report`, `status` and `dashboard`: read a run (local or s3:// / gs://) and print or serve it.
 Imports neither torch, Ray nor Lightning here; export asks Ray for the best checkpoint when it runs."""
 
 from __future__ import annotations
 
 import shlex
+import sys
 
 
 def _ended_line(summary: dict) -> str:
@@ -93,6 +94,33 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    from search.runs.dashboard import HOST, make_dashboard
+
+    try:
+        server, close = make_dashboard(args.run, args.port)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot listen on {HOST}:{args.port} ({e.strerror or e}); choose another with --port", file=sys.stderr)
+        return 2
+    port = server.server_address[1]
+    print(f"optuna-dashboard for {args.run}: http://{HOST}:{port}/dashboard/ (this machine only; Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close()
+    return 0
+
+
+def dashboard_args(p) -> None:
+    p.add_argument("run", help="run directory or URI, e.g. ~/pairtune_results/quickstart or s3://bucket/pairtune/NAME")
+    p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0: any free port)")
+
+
 def export_args(p) -> None:
     p.add_argument("run", help="run directory or URI, e.g. ~/pairtune_results/quickstart or s3://bucket/pairtune/NAME")
     p.add_argument("--out", default=None, help="output directory or URI (default: RUN/export)")
@@ -114,6 +142,10 @@ COMMANDS = {
     "report": (report_args, cmd_report, "write an HTML report with plots of a search run (progress, best so far, importances)",
                "Plot a search run: every trial's metric over time with ASHA's stops, the best so far against compute, "
                "parameter importances (fANOVA) and the metric against each parameter."),
+    "dashboard": (dashboard_args, cmd_dashboard, "serve optuna-dashboard for a search's Optuna study, on 127.0.0.1",
+                  "Serve optuna-dashboard (trials, intermediate values, parameter plots) for the Optuna study of RUN (a local "
+                  "directory or s3:// / gs:// URI), while the search runs or after. It has no authentication: it listens "
+                  "on 127.0.0.1 only; from another machine, forward the port over SSH."),
     "status": (status_args, cmd_status, "leaderboard of a running or finished search, read from its storage path",
                "Print the leaderboard of RUN (a local directory or s3:// / gs:// URI), from any machine that can read "
                "it; with --watch, refresh until no trial is pending or running."),

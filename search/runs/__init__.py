@@ -8,6 +8,7 @@
     status.py    `pairtune status`: the live leaderboard
     report.py    `pairtune report`: curves, best so far, importances, ASHA's stops, index.html
     plots.py     its PNG plots
+    dashboard.py `pairtune dashboard`: optuna-dashboard over the study, on 127.0.0.1
 
 May import: config/, model/ (metric names), data/; never tune/, recipes/ or cli/. Reading a
 finished run imports neither torch, Ray nor Lightning (export's best checkpoint asks Ray lazily).

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from search.runs import storage
+from search.runs.layout import CONFIG_FILE, is_run_dir
 
 STUDY_FILE = "optuna_study.journal"
 STUDY_STEPS_PER_EPOCH = 1000  # an intermediate value's step: thousandths of an epoch (ASHA's time unit)
@@ -50,6 +51,8 @@ def fetch(run, into: Path | None = None) -> Path:
     replacing what is there). FileNotFoundError, naming the run, when it has none."""
     if not storage.is_uri(run):
         path = Path(run) / STUDY_FILE
+        if not is_run_dir(Path(run)):
+            raise FileNotFoundError(f"{run}: not a search run (it has no {CONFIG_FILE})")
         if not path.is_file():
             raise FileNotFoundError(f"{run}: no {STUDY_FILE}: the search that wrote this run kept no Optuna study")
         return path

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 
 from ray.tune.search.optuna import OptunaSearch
 
@@ -68,6 +69,15 @@ class RungAwareOptunaSearch(OptunaSearch):
         self._reported: dict[str, set[int]] = {}  # each trial's steps reported to Optuna
         self._best_value: dict[str, float] = {}  # each trial's best value of the metric so far
         self._epochs: dict[str, float] = {}  # each trial's epochs trained so far
+
+    def _setup_study(self, mode):
+        super()._setup_study(mode)
+        if self._ot_study.metric_names is None:  # optuna-dashboard's axes read "val/agreement", not "Objective 0"
+            import optuna
+
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, unchanged in 5.0
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._ot_study.set_metric_names([self._metric])
 
     def _rung(self, result: dict) -> int:
         t = float(result.get(self._time_attr, 0.0))
