@@ -1,6 +1,7 @@
 """`pairtune` command line: the parser is the table of subcommands below, one module per group:
 
-    search, resume, check        searching.py  run, continue or dry-run a Ray Tune search of a YAML config
+    search, resume, extend,      searching.py  run, continue, extend or dry-run a Ray Tune search of a YAML config
+    check
     train, predict, ensemble     models.py     train one configuration (e.g. an exported best.yaml); score texts;
                                                ensemble a search's best trials
     baseline, lr-find            models.py     the TF-IDF + ridge floor; a learning-rate range test

@@ -1,4 +1,4 @@
-"""`pairtune search`, `resume` and `check`: run, continue or dry-run a search; what a finished or
+"""`pairtune search`, `resume`, `extend` and `check`: run, continue or dry-run a search; what a finished or
 interrupted search prints."""
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ def cmd_resume(args) -> int:
 
     signals = StopSignals()
     return _finish(*resume_search(args.run, address=args.address, signals=signals), stopped_by=signals.received)
+
+
+def cmd_extend(args) -> int:
+    from search.tune.tuner import resume_search
+
+    signals = StopSignals()
+    return _finish(*resume_search(args.run, address=args.address, signals=signals, more_trials=args.trials),
+                   stopped_by=signals.received)
 
 
 def _interrupted(results, run, signum: int) -> int:
@@ -87,6 +95,12 @@ def resume_args(p) -> None:
     add_ray_address_arg(p)
 
 
+def extend_args(p) -> None:
+    p.add_argument("run", help="run directory or URI, e.g. ~/pairtune_results/quickstart")
+    p.add_argument("--trials", type=int, required=True, metavar="N", help="how many trials to add")
+    add_ray_address_arg(p)
+
+
 def check_args(p) -> None:
     add_config_args(p)
     p.add_argument("--address", default=None, help="the cluster the search will run on (skips the local resource check)")
@@ -98,6 +112,11 @@ COMMANDS = {
     "resume": (resume_args, cmd_resume, "continue an interrupted search (finished trials are kept, running ones continue)",
                "Continue a search whose driver died: finished trials are not rerun, unfinished and errored ones "
                "continue from their latest checkpoint, the searcher keeps its history."),
+    "extend": (extend_args, cmd_extend, "continue a finished or interrupted search with N more trials",
+               "Run N more trials in a finished or interrupted search: TPE keeps everything it learnt, ASHA "
+               "judges the new trials against the rungs the earlier ones reached, budgets start afresh, and an "
+               "interrupted search's unfinished trials continue first. The leaderboard then has the old trials "
+               "plus N."),
     "check": (check_args, cmd_check, "validate a config and its data exactly as a search would, without starting Ray",
               "Dry run: validate config, backbones, resources and data; print a summary; start nothing."),
 }

@@ -4,6 +4,7 @@ written to the run's STOPS_FILE so the leaderboard can say which trials ASHA sto
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from search.config.parse import PairtuneConfig
 from search.config.space import possible_values
@@ -37,6 +38,23 @@ def _recording_asha():
         def __init__(self, stops_file: str, **kwargs):
             super().__init__(**kwargs)
             self.stops_file = stops_file
+
+        def remember(self, points: dict[str, list[tuple[float, float]]], mode: str) -> None:
+            """Ray saves no scheduler state: a restored search's ASHA starts with empty rungs, so the
+            trials that come after resume or extend would be judged against no one. This replays each
+            trial's results, (epoch, value) in the order it reported them, through ASHA's own
+            bookkeeping, which records the rung values it had recorded (decisions are not replayed)."""
+            assert len(self._brackets) == 1, "pairtune's ASHA has one bracket"
+            sign = 1.0 if mode == "max" else -1.0  # ASHA's metric_op: it keeps higher-is-better values
+            for trial_id, results in points.items():
+                trial = SimpleNamespace(trial_id=trial_id)
+                for epoch, value in results:
+                    self._brackets[0].on_result(trial, epoch, sign * value)
+
+        def rung_values(self) -> list[tuple[float, dict]]:
+            """(epochs, {trial id: value ASHA recorded there}) per rung, highest first, values as ASHA
+            compares them (higher is better)."""
+            return [(milestone, dict(recorded)) for milestone, recorded in self._brackets[0]._rungs]
 
         def on_trial_result(self, tune_controller, trial, result: dict) -> str:
             action = super().on_trial_result(tune_controller, trial, result)

@@ -239,3 +239,36 @@ def make_searcher(cfg: PairtuneConfig, run=None, **tpe_options):
         study_name=s.name,
         run=run,
     )
+
+
+def extendable(searcher, max_concurrent: int | None):
+    """What Tune runs: `searcher` limited to `max_concurrent` trials at once (Ray's ConcurrencyLimiter,
+    as TuneConfig.max_concurrent_trials would add), in an ExtendableSearch (`pairtune extend`). None
+    when nothing is searched (Tune's own generator runs the repeats)."""
+    if searcher is None:
+        return None
+    from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+
+    class ExtendableSearch(SearchGenerator):
+        """Tune's generator of trials, which counts the trials it started against num_samples. A
+        restored search gets that count from the run; `extend(n)` lets it start n more. The run's
+        count is read after this object is unpickled, so the n are added when it is."""
+
+        def __init__(self, searcher):
+            super().__init__(searcher)
+            self._more = 0
+
+        def extend(self, n: int) -> None:
+            self._more = n
+
+        def restore_from_dir(self, dirpath: str):
+            more = getattr(self, "_more", 0)
+            super().restore_from_dir(dirpath)
+            if more:
+                self._total_samples += more
+                self._finished = False
+                self._more = 0
+
+    if max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    return ExtendableSearch(searcher)

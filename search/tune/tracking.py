@@ -46,6 +46,16 @@ def default_mlflow_uri(run: Path | str) -> str:
     return f"sqlite:///{storage.driver_dir(run).resolve() / MLFLOW_DB}"
 
 
+def set_environment(tracking: dict) -> None:
+    """What the trackers' callbacks read from the environment: Ray's W&B callback skips its API-key check
+    only through WANDB_MODE. Needed also where Ray restores the callbacks from a run (`pairtune resume`
+    and `extend`), without calling tracking_callbacks."""
+    if "wandb" in tracking:
+        mode = (tracking["wandb"] or {}).get("mode") or "online"
+        if mode != "online":
+            os.environ["WANDB_MODE"] = mode
+
+
 def tracking_callbacks(tracking: dict, run: Path | str, name: str) -> list:
     """Ray Tune callbacks for the configured trackers (TensorBoard needs none: trials write it). Files
     they keep in the run go to storage.driver_dir(run): the run itself, or for s3:// / gs:// runs a
@@ -56,8 +66,7 @@ def tracking_callbacks(tracking: dict, run: Path | str, name: str) -> list:
 
         w = tracking["wandb"] or {}
         mode = w.get("mode") or "online"
-        if mode != "online":
-            os.environ["WANDB_MODE"] = mode  # Ray's callback skips the API-key check only through this variable
+        set_environment(tracking)
         kwargs = {"mode": mode, "dir": str(storage.driver_dir(run))}
         if w.get("entity"):
             kwargs["entity"] = w["entity"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from search.runs.layout import (
     CONFIG_FILE,
     DATA_FILE,
     EPOCH,
+    STOPS_FILE,
     SYNC_PERIOD_S,
     load_run_config,
     run_dir,
@@ -32,8 +34,8 @@ from search.tune.interrupt import StopSignals
 from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
 from search.tune.scheduler import make_scheduler
-from search.tune.searcher import make_searcher
-from search.tune.tracking import tracking_callbacks
+from search.tune.searcher import extendable, make_searcher
+from search.tune.tracking import set_environment, tracking_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +81,17 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
         max_report_frequency=15,
         # Not sorted by metric: Ray's sort fails on a trial a budget ended before its first result.
     )
+    search_alg = extendable(make_searcher(cfg, run=run_dir(cfg)), cfg.search.max_concurrent_trials)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=cfg.search.metric,
             mode=cfg.search.mode,
-            search_alg=make_searcher(cfg, run=run_dir(cfg)),
+            search_alg=search_alg,
             scheduler=make_scheduler(cfg),
             num_samples=cfg.search.num_samples,
-            max_concurrent_trials=cfg.search.max_concurrent_trials,
+            # limited by search_alg's ConcurrencyLimiter when there is one (Tune would ignore this then)
+            max_concurrent_trials=None if search_alg else cfg.search.max_concurrent_trials,
             trial_name_creator=trial_name,
             trial_dirname_creator=lambda t: t.trial_id,
             reuse_actors=cfg.search.reuse_trial_processes and ddp.workers_per_trial(cfg.search) == 1,
@@ -162,10 +166,12 @@ def start_ray(address: str | None):
     return None
 
 
-def resume_search(run: str | Path, address: str | None = None, signals: StopSignals | None = None):
+def resume_search(run: str | Path, address: str | None = None, signals: StopSignals | None = None, more_trials: int = 0):
     """Continue an interrupted search: finished trials stay as they are, unfinished and errored ones
-    continue from their latest checkpoint, the searcher keeps its history. `signals.received` says
-    whether SIGINT / SIGTERM stopped it (search/tune/interrupt.py)."""
+    continue from their latest checkpoint, the searcher keeps its history, ASHA its rungs, and budgets
+    start afresh. `more_trials` (`pairtune extend`): then that many more trials than the run's
+    num_samples, a finished search included. `signals.received` says whether SIGINT / SIGTERM stopped
+    it (search/tune/interrupt.py)."""
     from ray import tune
 
     run = storage.location(run)
@@ -175,26 +181,55 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
     cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, storage_path=storage.parent(run), name=storage.name(run)))
     if not tune.Tuner.can_restore(str(run)):
         raise ConfigError([f"{run}: no Ray Tune experiment state to resume"])
+    if more_trials < 0:
+        raise ConfigError([f"--trials: must be positive, got {more_trials}"])
     preflight(cfg, local_cluster=address is None)
     prepared = prepare_data(cfg)
     start_ray(address)
-    budget.clear(run)  # this session records its own reason
     tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
-    searcher = restored_searcher(tuner)
-    if searcher is not None:  # its study is reopened where the run is now (search/runs/study.py)
+    search_alg, scheduler = restored_parts(tuner)
+    if more_trials:
+        if not hasattr(search_alg, "extend"):
+            raise ConfigError([f"{run}: this search has no searcher to extend (nothing in search.space, or a run "
+                               "from a pairtune that could not extend); start a new search instead"])
+        search_alg.extend(more_trials)
+        cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, num_samples=cfg.search.num_samples + more_trials))
+        storage.write_text(storage.join(run, CONFIG_FILE), cfg.to_yaml())  # the run says how many trials it asked for
+    searcher = search_alg
+    while hasattr(searcher, "searcher"):  # the wrappers: ExtendableSearch, ConcurrencyLimiter
+        searcher = searcher.searcher
+    if hasattr(searcher, "relocate"):  # its study is reopened where the run is now (search/runs/study.py)
         searcher.relocate(run)
+    if hasattr(scheduler, "remember"):
+        scheduler.stops_file = str(storage.join(run, STOPS_FILE))
+        points = rung_points(run, cfg)
+        scheduler.remember(points, cfg.search.mode)
+        log.info("ASHA remembers the rung values of %d earlier trial(s)", len(points))
+    set_environment(cfg.search.tracking)  # Ray restores the trackers' callbacks, not what they read from the environment
+    budget.clear(run)  # this session records its own reason
     return fit_and_sync(tuner, run, signals), run
 
 
-def restored_searcher(tuner):
-    """The searcher Tuner.restore unpickled from the run (None when nothing was searched). Ray has no
-    public handle on it: this reads TunerInternal's tune config, and fails loudly if Ray moves it."""
-    from search.tune.searcher import RungAwareOptunaSearch
+def restored_parts(tuner):
+    """The search algorithm and the scheduler Tuner.restore unpickled from the run. Ray has no public
+    handle on them: this reads TunerInternal's tune config, and fails loudly if Ray moves it."""
+    config = tuner._local_tuner._tune_config
+    return config.search_alg, config.scheduler
 
-    searcher = tuner._local_tuner._tune_config.search_alg
-    if searcher is not None and not isinstance(searcher, RungAwareOptunaSearch):
-        raise TypeError(f"the restored search algorithm is a {type(searcher).__name__}, not pairtune's searcher")
-    return searcher
+
+def rung_points(run, cfg: PairtuneConfig) -> dict[str, list[tuple[float, float]]]:
+    """Each trial's (epoch, value of the searched metric) in the order it reported them: what ASHA saw."""
+    from search.runs.results import ITERATION, read_run
+
+    points = {}
+    with storage.local_view(run) as local:
+        records = read_run(local, cfg.search.metric, cfg.search.mode, shown=run if storage.is_uri(run) else None)
+    for trial_id, frame in records.frames.items():
+        if len(frame) and EPOCH in frame and cfg.search.metric in frame:
+            rows = frame.sort_values(ITERATION) if ITERATION in frame else frame
+            points[trial_id] = [(float(e), float(v)) for e, v in zip(rows[EPOCH], rows[cfg.search.metric])
+                                if not math.isnan(v)]  # ASHA's cutoff ignores NaN (nanpercentile)
+    return points
 
 
 def run_search(cfg: PairtuneConfig, address: str | None = None, signals: StopSignals | None = None):

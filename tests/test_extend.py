@@ -1,0 +1,72 @@
+"""`pairtune extend RUN --trials N`: more trials in a finished search, TPE keeping its history (the study
+in the run) and ASHA its rungs (which Ray does not save: pairtune replays them, for `pairtune resume`
+too). The real extension runs on a copy of the shared search."""
+
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+import yaml
+from conftest import SHARED_TRIALS
+from runfiles import read_leaderboard
+
+from model.metrics import AGREEMENT
+from search.config.parse import parse_config
+from search.runs import study
+from search.tune.scheduler import make_scheduler
+
+
+def asha(tmp_path):
+    (tmp_path / "a").mkdir(exist_ok=True)  # the run directory, where ASHA writes its stops
+    cfg = parse_config({"data": {"pairs": "demo"}, "train": {"epochs": 4},
+                        "search": {"name": "a", "storage_path": str(tmp_path), "space": {"train.lr": {"loguniform": [1e-5, 1e-3]}},
+                                   "grace_period": 1, "reduction_factor": 2}}, "t.yaml")
+    scheduler = make_scheduler(cfg)
+    scheduler.set_search_properties(AGREEMENT, "max")
+    return scheduler
+
+
+class Trial:
+    def __init__(self, trial_id):
+        self.trial_id = trial_id
+
+
+def test_a_restored_asha_judges_new_trials_against_the_rungs_earlier_ones_reached(tmp_path):
+    earlier = {"a": [(0.5, 0.60), (1.0, 0.70), (2.0, 0.74)], "b": [(1.0, 0.66)], "c": [(1.0, 0.68), (2.0, 0.72)]}
+    restored = asha(tmp_path)
+    restored.remember(earlier, "max")
+    assert restored.rung_values()[-1] == (1.0, {"a": 0.70, "b": 0.66, "c": 0.68})  # each at its first result past 1
+    assert restored.rung_values()[-2] == (2.0, {"a": 0.74, "c": 0.72})
+    new = Trial("new")
+    restored.on_trial_add(None, new)
+    assert restored.on_trial_result(None, new, {AGREEMENT: 0.65, "epoch": 1.0}) == "STOP"  # below the rung's median
+    fresh = asha(tmp_path)  # what Ray restores: a scheduler with empty rungs lets it through
+    fresh.on_trial_add(None, new)
+    assert fresh.on_trial_result(None, new, {AGREEMENT: 0.65, "epoch": 1.0}) == "CONTINUE"
+
+
+@pytest.mark.slow
+def test_extend_adds_trials_to_a_finished_search_with_tpe_and_asha_keeping_their_history(shared_run_copy):
+    run = shared_run_copy
+    before = {p.parent.name: (p.parent / "result.json").read_text() for p in run.glob("*/params.json")}
+    out = subprocess.run([sys.executable, "-m", "search.cli", "extend", str(run), "--trials", "2"],
+                         capture_output=True, text=True, timeout=900, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    assert "ASHA remembers the rung values of 5 earlier trial(s)" in log  # the two failing trials reported nothing
+
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
+    assert len(board) == SHARED_TRIALS + 2
+    added = set(board.trial_id) - set(before)
+    assert len(added) == 2
+    for trial_id, results in before.items():  # the earlier trials were not rerun
+        assert (run / trial_id / "result.json").read_text() == results
+    assert yaml.safe_load((run / "pairtune_config.yaml").read_text())["search"]["num_samples"] == SHARED_TRIALS + 2
+    assert json.loads((run / "export" / "summary.json").read_text())["ended_by"] == "num_samples"
+
+    loaded = optuna.load_study(study_name="shared", storage=study.journal_storage(run / study.STUDY_FILE))
+    trials = loaded.get_trials()
+    assert [t.number for t in trials] == list(range(SHARED_TRIALS + 2)) and all(t.state.is_finished() for t in trials)
+    assert {t.user_attrs[study.TUNE_TRIAL_ID] for t in trials[SHARED_TRIALS:]} == added  # asked from the same study
