@@ -285,3 +285,50 @@ def test_intervals_in_export_status_and_report(tmp_path, monkeypatch, capsys):
     page = report_run(run, tmp_path / "report").index.read_text()
     assert tied_text in page
     assert all(f"{t} \u2248" in page for t in tied) and f"{slow_id} \u2248" not in page
+
+
+# --- each trial's value as Ray metrics, scraped from the node while the search runs --------------
+
+
+def test_each_trials_value_best_and_epochs_are_ray_metrics_during_the_search(tmp_path, monkeypatch):
+    """search/tune/metrics.py: the gauges on the node's metrics export port (Prometheus format), read
+    over loopback while the search runs, as Prometheus would; then checked against what the trials reported."""
+    import re
+    import threading
+    import time
+    import urllib.request
+
+    import ray
+
+    port = next(n["MetricsExportPort"] for n in ray.nodes() if n["Alive"])
+    scraped, done = [], threading.Event()
+
+    def scrape():
+        while not done.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    scraped.append(r.read().decode())
+            except OSError:
+                pass
+            done.wait(1.0)
+
+    thread = threading.Thread(target=scrape, daemon=True)
+    thread.start()
+    try:  # two trials of four reports, 4 s apart: Ray pushes the gauges every ~10 s
+        _, run, _, _, _, _ = standin_search(tmp_path, monkeypatch, trial={"sleep_s": 4.0}, export=False, num_samples=2,
+                                            scheduler="fifo", name="metrics")
+    finally:
+        done.set()
+        thread.join()
+    pattern = re.compile(r'^ray_(pairtune_trial_\w+)\{[^}]*search="metrics"[^}]*trial="(\w+)"[^}]*\} (\S+)$', re.M)
+    seen = [(name, trial, float(v)) for text in scraped for name, trial, v in pattern.findall(text)]
+    assert {name for name, _, _ in seen} == {"pairtune_trial_value", "pairtune_trial_best", "pairtune_trial_epochs"}
+    reported = {t.name: results(run, t.name) for t in run.iterdir() if (t / "result.json").exists()}
+    for name, trial, value in seen:
+        values = [r[AGREEMENT] for r in reported[trial]]
+        if name == "pairtune_trial_value":
+            assert value in values
+        elif name == "pairtune_trial_best":
+            assert value in [max(values[: i + 1]) for i in range(len(values))]  # a best so far
+        else:
+            assert value in [r[EPOCH] for r in reported[trial]]

@@ -31,6 +31,7 @@ from search.tune.budget import make_stopper
 from search.tune.callbacks import prune_callback
 from search.tune.cluster import cluster_address, named_trainable
 from search.tune.interrupt import StopSignals
+from search.tune.metrics import metrics_callback
 from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
 from search.tune.scheduler import make_scheduler
@@ -102,7 +103,8 @@ def make_tuner(cfg: PairtuneConfig, prepared: PreparedData):
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order="max"
             ),
-            callbacks=[prune_callback(), *tracking_callbacks(cfg.search.tracking, run_dir(cfg), cfg.search.name)],
+            callbacks=[prune_callback(), metrics_callback(cfg.search.name, cfg.search.metric, cfg.search.mode),
+                       *tracking_callbacks(cfg.search.tracking, run_dir(cfg), cfg.search.name)],
             stop=make_stopper(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures, fail_fast=False),
             # Results and experiment state reach shared storage (s3://) at least this often: `pairtune status`.
