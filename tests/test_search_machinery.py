@@ -287,6 +287,26 @@ def test_intervals_in_export_status_and_report(tmp_path, monkeypatch, capsys):
     assert all(f"{t} \u2248" in page for t in tied) and f"{slow_id} \u2248" not in page
 
 
+def test_a_warm_started_search_runs_the_earlier_best_first_and_tpe_knows_the_earlier_trials(outcome_run, tmp_path,
+                                                                                            monkeypatch):
+    """search.warm_start on an earlier real search (the "pruned" outcome run: GOOD finished, SLOW stopped,
+    FAILING failed): only GOOD completed, so it seeds the new study and runs first."""
+    import optuna
+
+    from search.runs import study
+
+    earlier, _, ids, _ = outcome_run("pruned")
+    grid, run, searcher, _, _, _ = standin_search(tmp_path, monkeypatch, export=False, num_samples=2, name="warm",
+                                                  warm_start=str(earlier))
+    first = min(grid, key=lambda r: results(run, r.metrics["trial_id"])[0]["timestamp"])
+    assert all(first.config[k] == pytest.approx(v) for k, v in GOOD.items())
+    trials = optuna.load_study(study_name="warm", storage=study.journal_storage(run / study.STUDY_FILE)).get_trials()
+    seeded = [t for t in trials if "warm_start_from" in t.user_attrs]
+    assert len(seeded) == 1 and seeded[0].value == pytest.approx(max(r[AGREEMENT] for r in results(earlier, ids["GOOD"])))
+    assert sorted(t.user_attrs.get(study.TUNE_TRIAL_ID) for t in trials if t not in seeded) == sorted(
+        r.metrics["trial_id"] for r in grid)
+
+
 # --- each trial's value as Ray metrics, scraped from the node while the search runs --------------
 
 

@@ -122,3 +122,60 @@ def test_a_run_on_s3_gets_the_journal_with_each_saved_state_and_resume_reads_it_
     restored.save_to_dir(str(tmp_path / "staging"))
     loaded = optuna.load_study(study_name="s", storage=study.journal_storage(study.fetch(run, tmp_path / "copy2.journal")))
     assert [(t.state, t.value) for t in loaded.get_trials()] == [(TrialState.COMPLETE, pytest.approx(0.7))]
+
+
+def warm_config(earlier, space, name="w", **search):
+    return parse_config({"data": {"pairs": "demo"}, "train": {"epochs": 2},
+                         "search": {"name": name, "space": space, "warm_start": str(earlier), "grace_period": 1,
+                                    "reduction_factor": 2, **search}}, "w.yaml")
+
+
+def earlier_run(directory, trials, metric="val/agreement"):
+    """A finished run's study as the searcher leaves it: (params, value or None for a pruned trial)."""
+    directory.mkdir()
+    (directory / "pairtune_config.yaml").write_text(f"data: {{pairs: demo}}\nsearch: {{metric: {metric}}}\n")
+    earlier = optuna.create_study(study_name="earlier", direction="maximize",
+                                  storage=study.journal_storage(directory / study.STUDY_FILE))
+    lr = optuna.distributions.FloatDistribution(1e-6, 1e-2, log=True)
+    loss = optuna.distributions.CategoricalDistribution(["margin", "logistic", "hinge"])
+    for params, value in trials:
+        state = TrialState.COMPLETE if value is not None else TrialState.PRUNED
+        earlier.add_trial(optuna.trial.create_trial(params=params, distributions={"train.lr": lr, "train.loss": loss},
+                                                    value=value, state=state))
+    return directory
+
+
+def test_a_warm_start_seeds_tpe_with_the_earlier_trials_that_fit_and_runs_the_earlier_best_first(tmp_path, caplog):
+    earlier = earlier_run(tmp_path / "earlier", [
+        ({"train.lr": 1e-4, "train.loss": "margin"}, 0.70),
+        ({"train.lr": 3e-4, "train.loss": "logistic"}, 0.74),  # the best
+        ({"train.lr": 5e-6, "train.loss": "margin"}, 0.66),  # lr below the new range: left out
+        ({"train.lr": 2e-4, "train.loss": "hinge"}, 0.72),  # a loss the new space has not: left out
+        ({"train.lr": 2e-4, "train.loss": "margin"}, None),  # pruned: only completed trials seed
+    ])
+    # The new space shares lr (narrowed) and loss, drops nothing else and adds margin.
+    space = {"train.lr": {"loguniform": [1e-5, 1e-3]}, "train.loss": {"choice": ["margin", "logistic"]},
+             "train.margin": {"uniform": [0.1, 1.0]}}
+    run = tmp_path / "new"
+    run.mkdir()
+    with caplog.at_level("INFO", logger="search.tune.searcher"):
+        new = make_searcher(warm_config(earlier, space), run=run)
+        new.set_search_properties(None, None, {})
+    seeded = optuna.load_study(study_name="w", storage=study.journal_storage(run / study.STUDY_FILE)).get_trials(
+        states=(TrialState.COMPLETE,))
+    assert sorted((t.params["train.lr"], t.value) for t in seeded) == [(1e-4, 0.70), (3e-4, 0.74)]
+    assert all(t.user_attrs["warm_start_from"] == str(earlier) for t in seeded)
+    assert "2 of its 4 completed trials seed the study (2 left out" in caplog.text
+    first = new.suggest("first")  # the earlier best, its margin sampled (the earlier search did not search it)
+    assert (first["train.lr"], first["train.loss"]) == (3e-4, "logistic") and 0.1 <= first["train.margin"] <= 1.0
+
+
+def test_a_warm_start_that_cannot_work_is_a_clear_error_before_anything_runs(tmp_path):
+    from search.tune.preflight import warm_start_problems
+
+    space = {"train.lr": {"loguniform": [1e-5, 1e-3]}}
+    assert "not a search run" in warm_start_problems(warm_config(tmp_path / "nowhere", space))[0]
+    earlier = earlier_run(tmp_path / "earlier", [({"train.lr": 1e-4, "train.loss": "margin"}, None)], metric="val/loss")
+    assert warm_start_problems(warm_config(earlier, space, metric="val/loss")) == [f"{earlier} has no completed trial to start from"]
+    assert warm_start_problems(warm_config(earlier, space)) == [
+        f"{earlier} searched val/loss, this search val/agreement: their values cannot seed each other"]

@@ -39,6 +39,11 @@ def resolve_paths(raw: dict, base: Path) -> None:
         p = Path(data["pairs"]).expanduser()
         if not p.is_absolute() and (base / p).exists():
             data["pairs"] = str((base / p).resolve())
+    search = raw.get("search")
+    if isinstance(search, dict) and isinstance(search.get("warm_start"), str) and "://" not in search["warm_start"]:
+        p = Path(search["warm_start"]).expanduser()
+        if not p.is_absolute() and (base / p).exists():  # as data.pairs: beside the file when it is there
+            search["warm_start"] = str((base / p).resolve())
     model = raw.get("model")
     if isinstance(model, dict) and isinstance(model.get("backbone"), str):
         p = Path(model["backbone"]).expanduser()

@@ -85,6 +85,10 @@ class SearchConfig:
     """Searched keys: `section.key: {loguniform|uniform|int|choice: ...}` or a fixed value."""
     points_to_evaluate: list = field(default_factory=list)
     """First trials to run, as {section.key: value} (e.g. a known good config)."""
+    warm_start: str | None = None
+    """An earlier search's run (directory or s3:// / gs:// URI) to start from: its completed trials seed
+    TPE over the keys both spaces share (trials with a value outside this space are left out, and
+    counted), and its best runs first after points_to_evaluate. Same metric only; null = a cold start."""
 
     def __post_init__(self):
         if self.mode is None:
@@ -123,6 +127,8 @@ class SearchConfig:
             out.append(("target", f"is a {self.metric} value, in ({low:g}, {high:g}] (or null), got {self.target}"))
         if self.max_failures < 0:
             out.append(("max_failures", f"must not be negative, got {self.max_failures}"))
+        if self.warm_start is not None and (not isinstance(self.warm_start, str) or not self.warm_start.strip()):
+            out.append(("warm_start", f"must be a run directory or URI (or null), got {self.warm_start!r}"))
         if self.n_startup_trials < 0:
             out.append(("n_startup_trials", f"must not be negative, got {self.n_startup_trials}"))
         from search.config.tracking import tracking_problems

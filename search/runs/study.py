@@ -63,3 +63,20 @@ def fetch(run, into: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(storage.read_bytes(remote))
     return path
+
+
+def completed_trials(run) -> list:
+    """The COMPLETE trials (optuna FrozenTrials) of a run's study, read from a copy for a run on shared
+    storage. FileNotFoundError, naming the run, when it is not a run or has no study."""
+    import tempfile
+
+    import optuna
+
+    with tempfile.TemporaryDirectory(prefix="pairtune-study-") as tmp:
+        path = fetch(run, Path(tmp) / STUDY_FILE) if storage.is_uri(run) else fetch(run)
+        journal = journal_storage(path)
+        names = [s.study_name for s in optuna.get_all_study_summaries(journal)]
+        if not names:
+            raise FileNotFoundError(f"{run}: its {STUDY_FILE} holds no study")
+        loaded = optuna.load_study(study_name=names[0], storage=journal)
+        return loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

@@ -81,8 +81,30 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
                 f"{cfg.source}: train.precision: 16-mixed needs GPU trials but search.gpus_per_trial is 0; "
                 "use auto (fp16 on GPUs, fp32 on CPUs) or 32-true"
             )
+    problems += [f"{cfg.source}: search.warm_start: {p}" for p in warm_start_problems(cfg)]
     if problems:
         raise ConfigError(problems)
+
+
+def warm_start_problems(cfg: PairtuneConfig) -> list[str]:
+    """The earlier run must be a search run with a study, completed trials, and the same metric."""
+    run = cfg.search.warm_start
+    if run is None:
+        return []
+    from search.runs import study
+    from search.runs.layout import load_run_config
+
+    run = storage.location(run)
+    try:
+        trials = study.completed_trials(run)
+        earlier = load_run_config(run).search.metric
+    except (FileNotFoundError, OSError, ConfigError) as e:
+        return [str(e).splitlines()[0]]
+    if earlier != cfg.search.metric:
+        return [f"{run} searched {earlier}, this search {cfg.search.metric}: their values cannot seed each other"]
+    if not trials:
+        return [f"{run} has no completed trial to start from"]
+    return []
 
 
 def dry_run(cfg: PairtuneConfig, address: str | None = None) -> PreparedData:

@@ -34,6 +34,7 @@ import logging
 import math
 import warnings
 
+from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from search.config.parse import PairtuneConfig
@@ -55,12 +56,14 @@ class RungAwareOptunaSearch(OptunaSearch):
     run directory whose journal holds the study (None: Optuna's in-memory storage, for benchmarks).
     """
 
-    def __init__(self, *args, feedback: str = "pruned", time_attr: str = "epoch", milestones=(), run=None, **kwargs):
+    def __init__(self, *args, feedback: str = "pruned", time_attr: str = "epoch", milestones=(), run=None,
+                 warm_start: tuple[str, list] | None = None, **kwargs):
         if feedback not in FEEDBACK:
             raise ValueError(f"feedback must be one of {FEEDBACK}, got {feedback!r}")
         if run is not None:
             kwargs["storage"] = study.journal_storage(study.study_file(run))
-        super().__init__(*args, **kwargs)
+        self._warm_start = warm_start  # (the earlier run, its COMPLETE trials): seeds a new study, once
+        super().__init__(*args, **kwargs)  # creates the study (_setup_study) when it has the space and mode
         self._run = run
         self._feedback = feedback
         self._time_attr = time_attr
@@ -72,12 +75,49 @@ class RungAwareOptunaSearch(OptunaSearch):
 
     def _setup_study(self, mode):
         super()._setup_study(mode)
+        if self._warm_start is not None and not self._ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            self._warm_up(*self._warm_start)
+        self._warm_start = None
         if self._ot_study.metric_names is None:  # optuna-dashboard's axes read "val/agreement", not "Objective 0"
             import optuna
 
             with warnings.catch_warnings():  # experimental since Optuna 3.2, unchanged in 5.0
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self._ot_study.set_metric_names([self._metric])
+
+    def _warm_up(self, source: str, earlier: list) -> None:
+        """search.warm_start: the earlier search's completed trials as trials of this study, over the keys
+        both spaces share; a trial with a value outside this space is left out. Its best runs next
+        (after points_to_evaluate, which _setup_study enqueued)."""
+        import optuna
+
+        def inside(key, value) -> bool:
+            try:
+                return self._space[key]._contains(self._space[key].to_internal_repr(value))
+            except (ValueError, TypeError):  # a choice this space does not have
+                return False
+
+        seeds, outside = [], 0
+        for t in earlier:
+            params = {k: v for k, v in t.params.items() if k in self._space}
+            if not params or not all(inside(k, v) for k, v in params.items()):
+                outside += 1
+                continue
+            seeds.append((t, params))
+        for t, params in seeds:
+            self._ot_study.add_trial(optuna.trial.create_trial(
+                params=params, distributions={k: self._space[k] for k in params}, value=t.value,
+                user_attrs={"warm_start_from": str(source), "warm_start_trial": t.number}))
+        if seeds:
+            best, params = (max if self._mode == "max" else min)(seeds, key=lambda s: s[0].value)
+            self._ot_study.enqueue_trial(params)
+            log.info("warm start from %s: %d of its %d completed trials seed the study (%d left out: a value outside "
+                     "this search's space, or no key in it); its best (trial %d, %s %.4f) runs first (after any "
+                     "points_to_evaluate)", source,
+                     len(seeds), len(earlier), outside, best.number, self._metric, best.value)
+        else:
+            log.warning("warm start from %s: none of its %d completed trials fits this search's space; a cold start",
+                        source, len(earlier))
 
     def _rung(self, result: dict) -> int:
         t = float(result.get(self._time_attr, 0.0))
@@ -150,8 +190,6 @@ class RungAwareOptunaSearch(OptunaSearch):
             return
         if self._feedback == "stock" or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
-        from optuna.trial import TrialState
-
         ot_trial = self._ot_trials[trial_id]
         if result and not error:  # Tune never passes the result a scheduler stopped the trial on to
             self.on_trial_result(trial_id, result)  # on_trial_result: it is the value ASHA judged at a rung
@@ -192,7 +230,6 @@ class RungAwareOptunaSearch(OptunaSearch):
         """The study over the run's journal (for a run on shared storage, its copy there, saved with this
         state), the restored Optuna trials bound to it, and trials no one will finish marked FAIL."""
         import optuna
-        from optuna.trial import TrialState
 
         if storage.is_uri(self._run):
             study.fetch(self._run)
@@ -238,6 +275,7 @@ def make_searcher(cfg: PairtuneConfig, run=None, **tpe_options):
         milestones=asha_milestones(cfg),
         study_name=s.name,
         run=run,
+        warm_start=(s.warm_start, study.completed_trials(storage.location(s.warm_start))) if s.warm_start else None,
     )
 
 
