@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -242,7 +243,7 @@ def run_search(cfg: PairtuneConfig, address: str | None = None, signals: StopSig
     prepared = prepare_data(cfg)  # raises DataError before Ray starts, and before a run directory is claimed
     cfg = fresh_run(cfg)
     directory = write_run_files(cfg, prepared)
-    log.info("run directory: %s", directory)
+    log.info("run directory: %s (watch its trials: pairtune dashboard %s)", directory, shlex.quote(str(directory)))
     if cfg.search.baseline:  # the floor to beat, in seconds, before Ray starts
         from search.tune.baseline import write_baseline
 
