@@ -79,6 +79,7 @@ def test_resume_reopens_the_study_where_the_run_is_now_and_fails_the_trials_no_o
     s.suggest("ahead")  # finishes after the save below: the journal is ahead of the saved searcher
     s.save_to_dir(str(run))  # what Ray does at each experiment checkpoint
     s.on_trial_complete("ahead", result(2.0, 0.65, final=True))
+    s._ot_study.enqueue_trial({"train.lr": 2e-4})  # a point to evaluate, still waiting when the state was saved
     s.suggest("lost")  # asked after the save: the killed driver's Tune state never had it
 
     moved = tmp_path / "moved" / "run"  # the user moves the run before resuming
@@ -93,7 +94,7 @@ def test_resume_reopens_the_study_where_the_run_is_now_and_fails_the_trials_no_o
     restored.on_trial_result("running", result(2.0, 0.68, final=True))
     restored.on_trial_complete("running", result(2.0, 0.68, final=True))
     restored.on_trial_complete("ahead", result(2.0, 0.65, final=True))  # told already: no error, nothing changes
-    restored.suggest("next")
+    assert restored.suggest("next") == {"train.lr": pytest.approx(2e-4)}  # the lost trial's point runs after all
     t = stored(moved)
     assert t["running"].state == TrialState.COMPLETE and t["running"].value == pytest.approx(0.68)
     assert t["ahead"].state == TrialState.COMPLETE and t["next"].state == TrialState.RUNNING

@@ -244,6 +244,8 @@ class RungAwareOptunaSearch(OptunaSearch):
         for t in lost:  # started after the state this searcher was restored from: Tune does not know them
             self._storage.set_trial_user_attr(t._trial_id, study.OUTCOME, "lost")
             self._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            if t.system_attrs.get("fixed_params"):  # a point to evaluate (or a warm start's best): queued again
+                self._ot_study.enqueue_trial(t.system_attrs["fixed_params"])
         if lost:
             log.info("study %s: %d trial(s) left running by the stopped driver marked FAIL: %s", self._study_name,
                      len(lost), ", ".join(str(t.number) for t in lost))
