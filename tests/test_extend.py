@@ -48,8 +48,8 @@ def test_a_restored_asha_judges_new_trials_against_the_rungs_earlier_ones_reache
 
 
 @pytest.mark.slow
-def test_extend_adds_trials_to_a_finished_search_with_tpe_and_asha_keeping_their_history(shared_run_copy):
-    run = shared_run_copy
+def test_extend_adds_trials_to_a_finished_search_with_tpe_and_asha_keeping_their_history(shared_run_copy, small_search):
+    run = shared_run_copy  # a copy: the trackers (W&B offline, MLflow) write into it, not where the search ran
     before = {p.parent.name: (p.parent / "result.json").read_text() for p in run.glob("*/params.json")}
     out = subprocess.run([sys.executable, "-m", "search.cli", "extend", str(run), "--trials", "2"],
                          capture_output=True, text=True, timeout=900, check=False)
@@ -65,6 +65,16 @@ def test_extend_adds_trials_to_a_finished_search_with_tpe_and_asha_keeping_their
         assert (run / trial_id / "result.json").read_text() == results
     assert yaml.safe_load((run / "pairtune_config.yaml").read_text())["search"]["num_samples"] == SHARED_TRIALS + 2
     assert json.loads((run / "export" / "summary.json").read_text())["ended_by"] == "num_samples"
+
+    import mlflow
+
+    def tracked(directory):  # W&B offline runs, MLflow runs
+        client = mlflow.MlflowClient(f"sqlite:///{directory / 'mlflow.db'}")
+        return (len(list((directory / "wandb").glob("offline-run-*"))),
+                len(client.search_runs([e.experiment_id for e in client.search_experiments()])))
+
+    assert tracked(run) == (SHARED_TRIALS + 2, SHARED_TRIALS + 2)
+    assert tracked(small_search.run) == (SHARED_TRIALS, SHARED_TRIALS)  # nothing written where the search first ran
 
     loaded = optuna.load_study(study_name="shared", storage=study.journal_storage(run / study.STUDY_FILE))
     trials = loaded.get_trials()

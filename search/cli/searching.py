@@ -115,8 +115,8 @@ COMMANDS = {
     "extend": (extend_args, cmd_extend, "continue a finished or interrupted search with N more trials",
                "Run N more trials in a finished or interrupted search: TPE keeps everything it learnt, ASHA "
                "judges the new trials against the rungs the earlier ones reached, budgets start afresh, and an "
-               "interrupted search's unfinished trials continue first. The leaderboard then has the old trials "
-               "plus N."),
+               "interrupted search's unfinished trials continue first (errored ones stay errored: `pairtune resume` "
+               "retries them). The leaderboard then has the old trials plus N."),
     "check": (check_args, cmd_check, "validate a config and its data exactly as a search would, without starting Ray",
               "Dry run: validate config, backbones, resources and data; print a summary; start nothing."),
 }

@@ -46,14 +46,16 @@ def default_mlflow_uri(run: Path | str) -> str:
     return f"sqlite:///{storage.driver_dir(run).resolve() / MLFLOW_DB}"
 
 
-def set_environment(tracking: dict) -> None:
-    """What the trackers' callbacks read from the environment: Ray's W&B callback skips its API-key check
-    only through WANDB_MODE. Needed also where Ray restores the callbacks from a run (`pairtune resume`
-    and `extend`), without calling tracking_callbacks."""
-    if "wandb" in tracking:
-        mode = (tracking["wandb"] or {}).get("mode") or "online"
-        if mode != "online":
-            os.environ["WANDB_MODE"] = mode
+TRACKER_CALLBACKS = ("WandbLoggerCallback", "MLflowLoggerCallback")  # the classes tracking_callbacks makes
+
+
+def relocated(callbacks: list, tracking: dict, run: Path | str, name: str) -> list:
+    """A restored search's callbacks (Ray unpickles them from the run), with the trackers' made again for
+    where the run is now: the restored ones would write W&B's offline runs and the MLflow store into
+    the directory the search started in, which a moved or copied run no longer is (and W&B's would
+    fail on its API-key check: tracking_callbacks also sets the WANDB_MODE it reads)."""
+    fresh = iter(tracking_callbacks(tracking, run, name))
+    return [next(fresh) if type(c).__name__ in TRACKER_CALLBACKS else c for c in callbacks]
 
 
 def tracking_callbacks(tracking: dict, run: Path | str, name: str) -> list:
@@ -66,7 +68,8 @@ def tracking_callbacks(tracking: dict, run: Path | str, name: str) -> list:
 
         w = tracking["wandb"] or {}
         mode = w.get("mode") or "online"
-        set_environment(tracking)
+        if mode != "online":
+            os.environ["WANDB_MODE"] = mode  # Ray's callback skips the API-key check only through this variable
         kwargs = {"mode": mode, "dir": str(storage.driver_dir(run))}
         if w.get("entity"):
             kwargs["entity"] = w["entity"]

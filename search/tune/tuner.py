@@ -37,7 +37,7 @@ from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
 from search.tune.scheduler import make_scheduler
 from search.tune.searcher import extendable, make_searcher
-from search.tune.tracking import set_environment, tracking_callbacks
+from search.tune.tracking import relocated, tracking_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,14 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
     """Continue an interrupted search: finished trials stay as they are, unfinished and errored ones
     continue from their latest checkpoint, the searcher keeps its history, ASHA its rungs, and budgets
     start afresh. `more_trials` (`pairtune extend`): then that many more trials than the run's
-    num_samples, a finished search included. `signals.received` says whether SIGINT / SIGTERM stopped
+    num_samples, a finished search included; errored trials stay as they ended. `signals.received` says whether SIGINT / SIGTERM stopped
     it (search/tune/interrupt.py)."""
     from ray import tune
 
     run = storage.location(run)
     address = cluster_address(address)
     cfg = load_run_config(run)
+    name = cfg.search.name  # the trackers' group and experiment, as when it started
     # Where the run is now (it may have been moved or copied since): the storage checks look there.
     cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, storage_path=storage.parent(run), name=storage.name(run)))
     if not tune.Tuner.can_restore(str(run)):
@@ -189,7 +190,9 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
     preflight(cfg, local_cluster=address is None)
     prepared = prepare_data(cfg)
     start_ray(address)
-    tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True, resume_errored=True)
+    # extend adds trials and continues unfinished ones; only resume retries the errored ones
+    tuner = tune.Tuner.restore(str(run), trainable=make_trainable(cfg, prepared), resume_unfinished=True,
+                               resume_errored=not more_trials)
     search_alg, scheduler = restored_parts(tuner)
     if more_trials:
         if not hasattr(search_alg, "extend"):
@@ -208,7 +211,8 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
         points = rung_points(run, cfg)
         scheduler.remember(points, cfg.search.mode)
         log.info("ASHA remembers the rung values of %d earlier trial(s)", len(points))
-    set_environment(cfg.search.tracking)  # Ray restores the trackers' callbacks, not what they read from the environment
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = relocated(run_config.callbacks or [], cfg.search.tracking, run, name)
     budget.clear(run)  # this session records its own reason
     return fit_and_sync(tuner, run, signals), run
 
