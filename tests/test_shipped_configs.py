@@ -115,3 +115,15 @@ def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, t
     finally:
         server.shutdown()
         close()
+
+    # `pairtune extend` of the run on S3 from a machine that never saw it (an empty driver cache): the
+    # study comes back from the bucket and goes on, with one more trial.
+    env["PAIRTUNE_CACHE"] = str(tmp_path / "another-machine")
+    out = subprocess.run([sys.executable, "-m", "search.cli", "extend", str(run), "--trials", "1"], capture_output=True,
+                         text=True, timeout=900, env=env, cwd=ROOT, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert json.loads(storage.read_text(storage.join(run, "export", "summary.json")))["trials"] == summary["trials"] + 1
+    journal = study.fetch(run, tmp_path / "extended.journal")
+    extended = optuna.load_study(study_name="shipped", storage=study.journal_storage(journal)).get_trials()
+    assert len(extended) == len(trials) + 1 and all(t.state.is_finished() for t in extended)
+    assert [t.params for t in extended[:len(trials)]] == [t.params for t in trials]
