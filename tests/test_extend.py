@@ -80,3 +80,10 @@ def test_extend_adds_trials_to_a_finished_search_with_tpe_and_asha_keeping_their
     trials = loaded.get_trials()
     assert [t.number for t in trials] == list(range(SHARED_TRIALS + 2)) and all(t.state.is_finished() for t in trials)
     assert {t.user_attrs[study.TUNE_TRIAL_ID] for t in trials[SHARED_TRIALS:]} == added  # asked from the same study
+
+
+def test_extend_without_a_run_or_a_positive_count_is_a_clear_error(tmp_path, run_cli):
+    out = run_cli("extend", tmp_path, "--trials", "0")
+    assert out.returncode == 2 and "--trials: must be at least 1, got 0" in out.stderr
+    out = run_cli("extend", tmp_path, "--trials", "2")
+    assert out.returncode == 2 and f"{tmp_path}: not a pairtune run directory" in out.stderr and not out.started_ray

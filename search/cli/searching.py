@@ -3,6 +3,7 @@ interrupted search prints."""
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import signal
 import sys
@@ -95,9 +96,16 @@ def resume_args(p) -> None:
     add_ray_address_arg(p)
 
 
+def positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def extend_args(p) -> None:
     p.add_argument("run", help="run directory or URI, e.g. ~/pairtune_results/quickstart")
-    p.add_argument("--trials", type=int, required=True, metavar="N", help="how many trials to add")
+    p.add_argument("--trials", type=positive_int, required=True, metavar="N", help="how many trials to add (1 or more)")
     add_ray_address_arg(p)
 
 

@@ -173,8 +173,8 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
     """Continue an interrupted search: finished trials stay as they are, unfinished and errored ones
     continue from their latest checkpoint, the searcher keeps its history, ASHA its rungs, and budgets
     start afresh. `more_trials` (`pairtune extend`): then that many more trials than the run's
-    num_samples, a finished search included; errored trials stay as they ended. `signals.received` says whether SIGINT / SIGTERM stopped
-    it (search/tune/interrupt.py)."""
+    num_samples, a finished search included; errored trials stay as they ended. `signals.received`
+    says whether SIGINT / SIGTERM stopped it (search/tune/interrupt.py)."""
     from ray import tune
 
     run = storage.location(run)
@@ -185,8 +185,6 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
     cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, storage_path=storage.parent(run), name=storage.name(run)))
     if not tune.Tuner.can_restore(str(run)):
         raise ConfigError([f"{run}: no Ray Tune experiment state to resume"])
-    if more_trials < 0:
-        raise ConfigError([f"--trials: must be positive, got {more_trials}"])
     preflight(cfg, local_cluster=address is None)
     prepared = prepare_data(cfg)
     start_ray(address)
