@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -32,7 +33,7 @@ def _refresh(run, path: Path, every_s: float, stop: threading.Event) -> None:
         try:
             fresh = study.fetch(run, path.with_suffix(".new"))
             os.replace(fresh, path)  # the journal only grows: the storage reads on from where it was
-        except (OSError, FileNotFoundError) as e:  # a network error: keep the last copy, try again
+        except OSError as e:  # a network error, or the run gone: keep the last copy, try again
             log.warning("could not fetch %s's study again: %s", run, e)
 
 
@@ -42,18 +43,26 @@ def make_dashboard(run, port: int, refresh_s: float = 30.0):
     the port is taken."""
     run = storage.location(run)
     stop = threading.Event()
-    if storage.is_uri(run):
-        local = Path(tempfile.mkdtemp(prefix="pairtune-dashboard-")) / study.STUDY_FILE
-        path = study.fetch(run, local)
-        threading.Thread(target=_refresh, args=(run, path, refresh_s, stop), daemon=True).start()
-    else:
-        path = study.fetch(run)
-    from optuna_dashboard import wsgi
+    copy = Path(tempfile.mkdtemp(prefix="pairtune-dashboard-")) if storage.is_uri(run) else None
 
-    server = make_server(HOST, port, wsgi(study.journal_storage(path)), handler_class=_QuietHandler)
+    def clean_up():
+        stop.set()
+        if copy is not None:
+            shutil.rmtree(copy, ignore_errors=True)
+
+    try:
+        path = study.fetch(run, copy / study.STUDY_FILE if copy is not None else None)
+        from optuna_dashboard import wsgi
+
+        server = make_server(HOST, port, wsgi(study.journal_storage(path)), handler_class=_QuietHandler)
+    except BaseException:
+        clean_up()
+        raise
+    if copy is not None:
+        threading.Thread(target=_refresh, args=(run, path, refresh_s, stop), daemon=True).start()
 
     def close():
-        stop.set()
         server.server_close()
+        clean_up()
 
     return server, close
