@@ -11,5 +11,12 @@ PEARSON = "val/pearson"
 SPEARMAN = "val/spearman"
 # Every metric a search may optimise, and whether higher is better.
 METRIC_MODES = {AGREEMENT: "max", PEARSON: "max", SPEARMAN: "max", VAL_LOSS: "min"}
+
+
+def better(mode: str):
+    """max or min: which of two values of a metric with this mode is the better one."""
+    return max if mode == "max" else min
+
+
 # Metrics that need the true scores of the validation texts (data.format scores or labels).
 SCORED_METRICS = (PEARSON, SPEARMAN)

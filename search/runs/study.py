@@ -73,7 +73,7 @@ def completed_trials(run) -> list:
     import optuna
 
     with tempfile.TemporaryDirectory(prefix="pairtune-study-") as tmp:
-        path = fetch(run, Path(tmp) / STUDY_FILE) if storage.is_uri(run) else fetch(run)
+        path = fetch(run, Path(tmp) / STUDY_FILE)  # a local run's own file; a copy of a remote one
         journal = journal_storage(path)
         names = [s.study_name for s in optuna.get_all_study_summaries(journal)]
         if not names:

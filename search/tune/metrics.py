@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from model.metrics import better
 from search.runs.layout import EPOCH
 
 GAUGES = {  # name -> description
@@ -50,7 +51,7 @@ def metrics_callback(search: str, metric: str, mode: str):
             value = result.get(metric)
             if value is not None and math.isfinite(value):
                 best = self._best.get(trial.trial_id)
-                self._best[trial.trial_id] = value if best is None else (max if mode == "max" else min)(best, value)
+                self._best[trial.trial_id] = value if best is None else better(mode)(best, value)
                 self._gauge("pairtune_trial_value").set(float(value), tags=tags)
                 self._gauge("pairtune_trial_best").set(float(self._best[trial.trial_id]), tags=tags)
             if EPOCH in result:

@@ -37,6 +37,7 @@ import warnings
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from model.metrics import better
 from search.config.parse import PairtuneConfig
 from search.config.space import searched_dimensions
 from search.runs import study, storage
@@ -109,7 +110,7 @@ class RungAwareOptunaSearch(OptunaSearch):
                 params=params, distributions={k: self._space[k] for k in params}, value=t.value,
                 user_attrs={"warm_start_from": str(source), "warm_start_trial": t.number}))
         if seeds:
-            best, params = (max if self._mode == "max" else min)(seeds, key=lambda s: s[0].value)
+            best, params = better(self._mode)(seeds, key=lambda s: s[0].value)
             self._ot_study.enqueue_trial(params)
             log.info("warm start from %s: %d of its %d completed trials seed the study (%d left out: a value outside "
                      "this search's space, or no key in it); its best (trial %d, %s %.4f) runs first (after any "
@@ -181,8 +182,7 @@ class RungAwareOptunaSearch(OptunaSearch):
 
     def _note_best(self, trial_id: str, value: float) -> None:
         best = self._best_value.get(trial_id)
-        better = max if self._mode == "max" else min
-        self._best_value[trial_id] = value if best is None else better(best, value)
+        self._best_value[trial_id] = value if best is None else better(self._mode)(best, value)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if trial_id not in self._ot_trials:  # asked after the state a resumed searcher was restored from
