@@ -28,22 +28,25 @@ FAILING = {**GOOD, "train.lr": 1e-5, "train.margin": 0.6}
 FAIL_IF = {"train.margin": 0.5}
 
 
+METRICS_PUSH_S = 1.0  # how often the module's Ray pushes metrics (Ray's default, 10 s, would make the test wait)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    """One local Ray for the module. An earlier test may have left one running: reuse it (any local
-    Ray with a CPU runs these trials) and leave it running; one started here is shut down here."""
+    """One local Ray for the module, started here (one an earlier test left in this process is shut
+    down first: the module's Ray pushes metrics every METRICS_PUSH_S) and shut down here."""
     import os
 
     import ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a `ray start` cluster
-    yield
-    if started:
+    if ray.is_initialized():
         ray.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,  # never a `ray start` cluster
+             _system_config={"metrics_report_interval_ms": int(METRICS_PUSH_S * 1000)})
+    yield
+    ray.shutdown()
 
 
 def standin_search(tmp_path, monkeypatch, capsys=None, trial=None, export=True, **search):
@@ -330,12 +333,12 @@ def test_each_trials_value_best_and_epochs_are_ray_metrics_during_the_search(tmp
                     scraped.append(r.read().decode())
             except OSError:
                 pass
-            done.wait(1.0)
+            done.wait(METRICS_PUSH_S / 4)
 
     thread = threading.Thread(target=scrape, daemon=True)
     thread.start()
-    try:  # two trials of four reports, 4 s apart: Ray pushes the gauges every ~10 s
-        _, run, _, _, _, _ = standin_search(tmp_path, monkeypatch, trial={"sleep_s": 4.0}, export=False, num_samples=2,
+    try:  # two trials of four reports, 1.5 pushes apart: each value is on the port for a scrape or more
+        _, run, _, _, _, _ = standin_search(tmp_path, monkeypatch, trial={"sleep_s": 1.5 * METRICS_PUSH_S}, export=False, num_samples=2,
                                             scheduler="fifo", name="metrics")
     finally:
         done.set()

@@ -40,7 +40,9 @@ def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_the_trial_naming_its_node(
 
     if ray.is_initialized():  # an earlier test's local Ray (no GPUs): this test needs one declaring a GPU
         ray.shutdown()
-    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False)
+    # address="local": a new instance, as pairtune starts one; a bare ray.init() would join a `ray start`
+    # cluster on this machine (tests/test_cluster_jobs.py's, under pytest -n 2) and refuse num_gpus.
+    ray.init(address="local", num_cpus=1, num_gpus=1, include_dashboard=False)
     try:
         @ray.remote(num_gpus=1, num_cpus=0)
         def where(precision):
