@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -72,20 +70,42 @@ def test_shipped_config_runs_end_to_end(path, tmp_path, tiny_backbone, ruddit_pa
     assert best["train"]["early_stopping_patience"] == yaml.safe_load(path.read_text()).get("train", {}).get("early_stopping_patience")
 
 
-def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, tiny_backbone, ruddit_pairs, s3_server):
+@pytest.fixture
+def cluster_user_env(s3_server, tmp_path, monkeypatch):
+    """This process as a cluster user's driver: the S3 credentials (s3_server put them in the environment)
+    reach the trial workers of a Ray started after them (one an earlier test left running has none),
+    no W&B or MLflow settings of the machine's own, the repository root as working directory (the
+    config's relative data path points there); the environment as it was afterwards (the search sets
+    WANDB_MODE) and the Ray stopped."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    saved = dict(os.environ)
+    for k in [k for k in os.environ if k.startswith(("WANDB_", "MLFLOW_"))]:
+        del os.environ[k]
+    os.environ["PAIRTUNE_CACHE"] = str(tmp_path / "cache")
+    monkeypatch.chdir(ROOT)
+    try:
+        yield s3_server
+    finally:
+        ray.shutdown()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, tiny_backbone, ruddit_pairs, cluster_user_env,
+                                                                      run_cli):
     """The cluster config's road: results straight to S3, the baseline and the trackers' files put into
-    the run there, then `pairtune export` and `status` read it back. A fresh process, so that its local
-    Ray's workers get the S3 credentials."""
+    the run there, then `pairtune export` and `status` read it back, the study served by `pairtune
+    dashboard`, and `pairtune extend` from a machine that never saw the run."""
     path = ROOT / "configs" / "jigsaw_cluster.yaml"
-    base = "s3://pairtune-test/shipped" + s3_server
+    base = "s3://pairtune-test/shipped" + cluster_user_env
     sets = small_machine(path, tiny_backbone, ruddit_pairs, base)
     sets.append("search.tracking={wandb: {project: pairtune-test, mode: offline}, mlflow: {}}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
-    env["PAIRTUNE_CACHE"] = str(tmp_path / "cache")
-    # The job runs from the repository root, where the config's relative data path points.
-    out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path), *[a for s in sets for a in ("--set", s)]],
-                         capture_output=True, text=True, timeout=900, env=env, cwd=ROOT, check=False)
+    out = run_cli("search", str(path), *[a for s in sets for a in ("--set", s)])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.started_ray  # a local Ray of its own, whose workers have the S3 credentials
     run = storage.join(storage.location(base), "shipped")
     summary = json.loads(storage.read_text(storage.join(run, "export", "summary.json")))
     assert summary["baseline"]["agreement"] > 0.4
@@ -118,9 +138,8 @@ def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, t
 
     # `pairtune extend` of the run on S3 from a machine that never saw it (an empty driver cache): the
     # study comes back from the bucket and goes on, with one more trial.
-    env["PAIRTUNE_CACHE"] = str(tmp_path / "another-machine")
-    out = subprocess.run([sys.executable, "-m", "search.cli", "extend", str(run), "--trials", "1"], capture_output=True,
-                         text=True, timeout=900, env=env, cwd=ROOT, check=False)
+    os.environ["PAIRTUNE_CACHE"] = str(tmp_path / "another-machine")
+    out = run_cli("extend", str(run), "--trials", "1")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert json.loads(storage.read_text(storage.join(run, "export", "summary.json")))["trials"] == summary["trials"] + 1
     journal = study.fetch(run, tmp_path / "extended.journal")
