@@ -98,3 +98,54 @@ def test_searches_started_together_get_different_run_directories(tmp_path):
     assert len(set(names)) == 4 and "q" in names
     for name in names:  # each claimed its directory by writing its config there
         assert (tmp_path / name / "pairtune_config.yaml").exists()
+
+
+def test_a_resumed_trial_whose_latest_checkpoint_is_gone_continues_from_the_one_ray_kept(tmp_path):
+    """A driver killed after Ray registered a trial's new checkpoint (deleting the one before: num_to_keep
+    1 keeps the best and the latest) and before it saved its state: the saved state names a deleted
+    directory. On resume the trial continues from its best checkpoint (it holds resume state), not fails."""
+    import pickle
+
+    from ray import tune
+    from ray.train._internal.checkpoint_manager import _CheckpointManager, _TrainingResult
+
+    from search.runs.layout import CHECKPOINT_SCORE, NOT_BEST_SCORE, RESUME_FILE
+    from search.tune.callbacks import recover_callback
+
+    manager = _CheckpointManager(tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE,
+                                                       checkpoint_score_order="max"))
+
+    def validate(i, score, resume=True):
+        d = tmp_path / f"checkpoint_{i:06d}"
+        d.mkdir()
+        if resume:
+            (d / RESUME_FILE).write_text("state")
+        manager.register_checkpoint(_TrainingResult(tune.Checkpoint.from_directory(str(d)),
+                                                    {"training_iteration": i + 1, CHECKPOINT_SCORE: score}))
+        return d
+
+    best = validate(0, 0.7)
+    validate(1, NOT_BEST_SCORE)
+    named = validate(2, NOT_BEST_SCORE)
+    saved = pickle.loads(pickle.dumps(manager))  # the experiment state Ray saved: latest is checkpoint 2
+    validate(3, NOT_BEST_SCORE)  # registered, then the driver is killed before the state is saved again
+    assert not named.exists() and best.exists()  # Ray deleted checkpoint 2
+
+    trial = SimpleNamespace(trial_id="t1", run_metadata=SimpleNamespace(checkpoint_manager=saved))
+    assert saved.latest_checkpoint_result.checkpoint.path == str(named)
+    recover_callback().on_trial_start(0, [trial], trial)
+    assert saved.latest_checkpoint_result.checkpoint.path == str(best)
+    assert saved.latest_checkpoint_result.metrics["training_iteration"] == 1
+
+    # A best checkpoint without resume state (its training was over) cannot be continued: from the start.
+    (best / RESUME_FILE).unlink()
+    saved = pickle.loads(pickle.dumps(manager))
+    saved._latest_checkpoint_result = _TrainingResult(tune.Checkpoint.from_directory(str(named)), {"training_iteration": 3})
+    trial = SimpleNamespace(trial_id="t1", run_metadata=SimpleNamespace(checkpoint_manager=saved))
+    recover_callback().on_trial_start(0, [trial], trial)
+    assert saved.latest_checkpoint_result is None
+    # A latest checkpoint that is there is left alone.
+    kept = manager.latest_checkpoint_result
+    trial = SimpleNamespace(trial_id="t1", run_metadata=SimpleNamespace(checkpoint_manager=manager))
+    recover_callback().on_trial_start(0, [trial], trial)
+    assert manager.latest_checkpoint_result is kept

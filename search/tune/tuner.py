@@ -29,7 +29,7 @@ from search.runs.layout import (
 )
 from search.tune import budget, ddp
 from search.tune.budget import make_stopper
-from search.tune.callbacks import prune_callback
+from search.tune.callbacks import prune_callback, recover_callback
 from search.tune.cluster import cluster_address, named_trainable
 from search.tune.interrupt import StopSignals
 from search.tune.metrics import metrics_callback
@@ -211,6 +211,9 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
         log.info("ASHA remembers the rung values of %d earlier trial(s)", len(points))
     run_config = tuner._local_tuner.get_run_config()
     run_config.callbacks = relocated(run_config.callbacks or [], cfg.search.tracking, run, name)
+    # this pairtune's, not one unpickled from the run
+    run_config.callbacks = [c for c in run_config.callbacks if type(c).__name__ != "ContinueFromAKeptCheckpoint"]
+    run_config.callbacks.append(recover_callback())
     budget.clear(run)  # this session records its own reason
     return fit_and_sync(tuner, run, signals), run
 
