@@ -176,33 +176,76 @@ def shared_run_copy(small_search, tmp_path):
 
 
 @pytest.fixture
-def run_cli(capsys):
+def own_environ():
+    """os.environ as it was before the test, put back after it: for a test that runs a search in this
+    process (the search sets WANDB_MODE for W&B; a test may set PAIRTUNE_CACHE or clear a tracker's
+    variables). Yields os.environ, without W&B's and MLflow's variables (none of this machine's own)."""
+    saved = dict(os.environ)
+    for k in [k for k in os.environ if k.startswith(("WANDB_", "MLFLOW_"))]:
+        del os.environ[k]
+    try:
+        yield os.environ
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
     """`pairtune ARGS` through its entry point (search.cli.main) in this process, as a finished
-    process: returncode, stdout, stderr, and started_ray (Ray was not running before, and is now)."""
+    process: returncode, stdout, stderr, and started_ray: the command started or joined a Ray (it
+    called search.tune.tuner.start_ray, or Ray was not running before and is now). A Ray an earlier
+    test left running in this process is reused, and does not hide a command that asks for one."""
     import ray
 
     from search.cli.main import main
+    from search.tune import tuner
+
+    asked = []
+    start_ray = tuner.start_ray
+    monkeypatch.setattr(tuner, "start_ray", lambda address: asked.append(address) or start_ray(address))
 
     def run(*args):
         already = ray.is_initialized()  # by an earlier test in this process
+        asked.clear()
         try:
             code = main([str(a) for a in args])
         except SystemExit as e:  # argparse's --help and usage errors
             code = e.code
         out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err, started_ray=not already and ray.is_initialized())
+        started = bool(asked) or (not already and ray.is_initialized())
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err, started_ray=started)
 
     return run
 
 
+# The groups that take longest (seconds under -n 2 on 2 cores, 2026-12-03), longest first: with
+# --no-loadscope-reorder xdist hands out groups in the order they are collected, so these start first
+# and the many quick groups fill the gaps; xdist's own order (most tests first) left the longest
+# searches, one test each, for the end, with one process idle while they ran.
+LONGEST_GROUPS = ("test_cluster_jobs", "shared-search", "test_shipped_configs", "test_resume", "test_search_machinery",
+                  "test_node_failure", "test_gpu_check", "test_regression")
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """With `-n 2 --dist loadgroup` (pytest-xdist; README, Tests) two test processes run the tests, each
-    group in one of them: a module's tests form a group (its module fixtures, a Ray cluster
-    or a trained model, start once), and every module that reads the shared search joins one group
-    "shared-search" (it runs once). Without -n the groups change nothing."""
+    """With `-n 2 --dist loadgroup --no-loadscope-reorder` (pytest-xdist; the README's test command) two
+    test processes run the tests, each group in one of them: a module's tests form a group (its module
+    fixtures, a Ray cluster or a trained model, start once), and every module that reads the shared
+    search joins one group "shared-search" (it runs once). The groups are collected longest first
+    (LONGEST_GROUPS, then the other slow ones, then the rest, each in its usual order). Without -n (or
+    with -n 0) the groups change nothing but the order."""
     shared = {item.module.__name__ for item in items
               if {"small_search", "shared_run_copy"} & set(getattr(item, "fixturenames", ()))}
+    group = {}
     for item in items:
         name = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group("shared-search" if name in shared else name))
+        group[item] = "shared-search" if name in shared else name
+        item.add_marker(pytest.mark.xdist_group(group[item]))
+
+    def rank(item):
+        if group[item] in LONGEST_GROUPS:
+            return LONGEST_GROUPS.index(group[item])
+        return len(LONGEST_GROUPS) + (0 if item.get_closest_marker("slow") else 1)
+
+    items.sort(key=rank)  # stable: each group's tests keep their order

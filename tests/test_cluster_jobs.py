@@ -294,7 +294,7 @@ def ddp_job(head, job, tiny_backbone, ruddit_pairs, s3_server, tmp_path_factory)
     (backbone / "config.json").write_text(json.dumps(encoder))
     run = "s3://pairtune-test/direct/ddpjob" + s3_server
     config = {
-        "data": {"pairs": str(ruddit_pairs), "max_votes": 900, "folds": 5, "max_length": 48},
+        "data": {"pairs": str(ruddit_pairs), "max_votes": 600, "folds": 5, "max_length": 48},
         "model": {"backbone": str(backbone), "dropout": 0.0},
         # An odd batch: the two processes get 16 and 15 votes, so the loss weighting matters.
         "train": {"epochs": 1, "batch_size": 31, "val_every_n_steps": 5},

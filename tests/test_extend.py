@@ -3,8 +3,7 @@ in the run) and ASHA its rungs (which Ray does not save: pairtune replays them, 
 too). The real extension runs on a copy of the shared search."""
 
 import json
-import subprocess
-import sys
+import logging
 
 import optuna
 import pytest
@@ -48,14 +47,15 @@ def test_a_restored_asha_judges_new_trials_against_the_rungs_earlier_ones_reache
 
 
 @pytest.mark.slow
-def test_extend_adds_trials_to_a_finished_search_with_tpe_and_asha_keeping_their_history(shared_run_copy, small_search):
+def test_extend_adds_trials_to_a_finished_search_with_tpe_and_asha_keeping_their_history(shared_run_copy, small_search,
+                                                                                           run_cli, own_environ, caplog):
     run = shared_run_copy  # a copy: the trackers (W&B offline, MLflow) write into it, not where the search ran
     before = {p.parent.name: (p.parent / "result.json").read_text() for p in run.glob("*/params.json")}
-    out = subprocess.run([sys.executable, "-m", "search.cli", "extend", str(run), "--trials", "2"],
-                         capture_output=True, text=True, timeout=900, check=False)
+    caplog.set_level(logging.INFO, logger="search")
+    out = run_cli("extend", run, "--trials", "2")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    log = out.stdout + out.stderr
-    assert "ASHA remembers the rung values of 5 earlier trial(s)" in log  # the two failing trials reported nothing
+    # the two failing trials reported nothing
+    assert "ASHA remembers the rung values of 5 earlier trial(s)" in caplog.text
 
     board = read_leaderboard(run / "export" / "leaderboard.csv")
     assert len(board) == SHARED_TRIALS + 2

@@ -3,8 +3,6 @@ for Pearson correlation. There is no patent data in ../shared/data: the CSV here
 layout of Kaggle's U.S. Patent Phrase to Phrase Matching (id, anchor, target, context, score)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +76,7 @@ def test_pearson_on_pair_votes_is_rejected_before_anything_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_for_pearson_with_mse_regression(tmp_path, tiny_backbone):
+def test_search_for_pearson_with_mse_regression(tmp_path, tiny_backbone, run_cli):
     path = patent_like_csv(tmp_path / "patents.csv")
     config = {
         "data": {"pairs": str(path), "format": "scores", "template": TEMPLATE, "group_column": "anchor",
@@ -87,14 +85,13 @@ def test_search_for_pearson_with_mse_regression(tmp_path, tiny_backbone):
         "train": {"epochs": 2, "batch_size": 16, "loss": "mse"},
         "search": {
             "name": "pat", "storage_path": str(tmp_path / "runs"), "metric": "val/pearson", "num_samples": 3,
-            "max_concurrent_trials": 2, "grace_period": 1, "n_startup_trials": 2,
+            "max_concurrent_trials": 1, "grace_period": 1, "n_startup_trials": 2,
             "space": {"train.lr": {"loguniform": [1e-4, 1e-2]}, "train.loss": {"choice": ["mse", "margin"]}},
         },
     }
     cfg_path = tmp_path / "pat.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
-    out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(cfg_path)], check=False,
-                         capture_output=True, text=True, timeout=600)
+    out = run_cli("search", cfg_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = tmp_path / "runs" / "pat"
     data = json.loads((run / "pairtune_data.json").read_text())

@@ -71,27 +71,21 @@ def test_shipped_config_runs_end_to_end(path, tmp_path, tiny_backbone, ruddit_pa
 
 
 @pytest.fixture
-def cluster_user_env(s3_server, tmp_path, monkeypatch):
+def cluster_user_env(s3_server, own_environ, tmp_path, monkeypatch):
     """This process as a cluster user's driver: the S3 credentials (s3_server put them in the environment)
     reach the trial workers of a Ray started after them (one an earlier test left running has none),
     no W&B or MLflow settings of the machine's own, the repository root as working directory (the
-    config's relative data path points there); the environment as it was afterwards (the search sets
-    WANDB_MODE) and the Ray stopped."""
+    config's relative data path points there); the Ray stopped afterwards."""
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
-    saved = dict(os.environ)
-    for k in [k for k in os.environ if k.startswith(("WANDB_", "MLFLOW_"))]:
-        del os.environ[k]
-    os.environ["PAIRTUNE_CACHE"] = str(tmp_path / "cache")
+    own_environ["PAIRTUNE_CACHE"] = str(tmp_path / "cache")
     monkeypatch.chdir(ROOT)
     try:
         yield s3_server
     finally:
         ray.shutdown()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, tiny_backbone, ruddit_pairs, cluster_user_env,
