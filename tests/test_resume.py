@@ -89,21 +89,19 @@ def saved_state_latest(run) -> dict[str, str]:
 
 
 def wait_for_kill_point(run, proc, timeout=300):
-    """Until one trial has finished and another is running with a resumable checkpoint that is its newest
-    and that the saved experiment state names: resume knows exactly where it was. (Killed in the moment
-    between Ray registering a newer checkpoint, which deletes that one, and saving its state, the trial
-    would continue from its best checkpoint instead: tests/test_tuner.py checks that case.)"""
+    """Until one trial has finished and another is running with a resumable checkpoint that the saved
+    experiment state names as its latest: resume knows where it was. (The trial may have written newer
+    checkpoints that the driver has not registered yet: resume continues from the named one and runs
+    those validations again. Killed in the moment between Ray registering a newer checkpoint, which
+    deletes the named one, and saving its state, the trial would continue from its best checkpoint
+    instead: tests/test_tuner.py checks that case.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the search ended before it could be interrupted"
         trials = [p for p in run.glob("*") if (p / "params.json").exists()] if run.exists() else []
         finished = [t for t in trials if any(r.get("final") for r in results(t))]
-        running = []
-        for t in trials:
-            newest = max(t.glob("checkpoint_*"), default=None)
-            if (t not in finished and newest and (newest / "resume.ckpt").exists()
-                    and saved_state_latest(run).get(t.name) == newest.name):
-                running.append(t)
+        latest = saved_state_latest(run)
+        running = [t for t in trials if t not in finished and t.name in latest and (t / latest[t.name] / "resume.ckpt").exists()]
         if finished and running:
             return finished, running
         time.sleep(0.1)
