@@ -74,8 +74,10 @@ def interrupt_after_a_result(args, run, sig, timeout=300):
 
 def saved_state_latest(run) -> dict[str, str]:
     """Each trial's latest checkpoint directory (name) in the experiment state Ray saved last: the one
-    of its last result (Ray registers a result's checkpoint and records the result in one step)."""
-    states = sorted(run.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    of its last result (Ray registers a result's checkpoint and records the result in one step). The
+    state of this session is the file named last (its start time): Ray rewrites the earlier sessions'
+    files too, so their modification times say nothing."""
+    states = sorted(run.glob("experiment_state-*.json"))
     try:
         trials = json.loads(states[-1].read_text())["trial_data"] if states else []
     except (OSError, ValueError):  # being replaced
