@@ -110,6 +110,7 @@ def s3_server(tmp_path_factory):
 # changes a run copies it first (shared_run_copy). Its seeded TPE samples its 4 trials from its random
 # start-up (n_startup_trials covers them all), so which backbone each draws is fixed: SHARED_SEED is one
 # whose draws are all the working backbone; the broken one runs only as its points_to_evaluate entry.
+TRACKER_VARIABLES = ("WANDB_", "MLFLOW_")  # this machine's own W&B and MLflow settings, kept out of test searches
 SHARED_TRIALS = 7  # 3 points to evaluate (a good one, a NaN one, a broken backbone) + 4 sampled
 SHARED_SEED = 35
 SHARED_FIRST_LR = 1e-3  # the good point, run as given
@@ -167,7 +168,7 @@ def small_search(tmp_path_factory, tiny_backbone, ruddit_pairs):
     config = shared_search_config(tmp, tiny_backbone, broken, ruddit_pairs)
     path = tmp / "search.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(TRACKER_VARIABLES)}
     out = subprocess.run([sys.executable, "-m", "search.cli", "search", str(path)], capture_output=True, text=True,
                          timeout=900, env=env, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -189,7 +190,7 @@ def own_environ():
     process (the search sets WANDB_MODE for W&B; a test may set PAIRTUNE_CACHE or clear a tracker's
     variables). Yields os.environ, without W&B's and MLflow's variables (none of this machine's own)."""
     saved = dict(os.environ)
-    for k in [k for k in os.environ if k.startswith(("WANDB_", "MLFLOW_"))]:
+    for k in [k for k in os.environ if k.startswith(TRACKER_VARIABLES)]:
         del os.environ[k]
     try:
         yield os.environ
