@@ -187,8 +187,8 @@ def shared_run_copy(small_search, tmp_path):
 @pytest.fixture
 def own_environ():
     """os.environ as it was before the test, put back after it: for a test that runs a search in this
-    process (the search sets WANDB_MODE for W&B; a test may set PAIRTUNE_CACHE or clear a tracker's
-    variables). Yields os.environ, without W&B's and MLflow's variables (none of this machine's own)."""
+    process (a test may set PAIRTUNE_CACHE or clear a tracker's variables). Yields os.environ, without
+    W&B's and MLflow's variables (none of this machine's own)."""
     saved = dict(os.environ)
     for k in [k for k in os.environ if k.startswith(TRACKER_VARIABLES)]:
         del os.environ[k]

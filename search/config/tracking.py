@@ -3,7 +3,7 @@ the rest of the config (search/tune/tracking.py wires them into Ray Tune).
 
     search:
       tracking:
-        wandb:                  # through Ray's WandbLoggerCallback, one W&B run per trial
+        wandb:                  # one W&B run per trial (search/tune/tracking.py)
           project: my-project   # required
           group: null           # default: the run name
           entity: null          # W&B team or user; default: yours

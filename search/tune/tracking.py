@@ -4,8 +4,9 @@ TensorBoard: every trial writes event files (Lightning's TensorBoardLogger in TR
 train/loss, val/loss and val/agreement per step; Ray Tune's own logger adds the reported results in
 TRIAL/events.out.tfevents.*), so `tensorboard --logdir RUN` shows every trial's curves.
 
-Weights & Biases runs through Ray's WandbLoggerCallback and MLflow through its MLflowLoggerCallback, one
-run per trial; the `search.tracking` section and its checks are in search/config/tracking.py.
+Weights & Biases runs through wandb_callback (below) and MLflow through Ray's MLflowLoggerCallback, one
+run per trial, both on the driver; the `search.tracking` section and its checks are in
+search/config/tracking.py.
 
 Credentials never go in the config: W&B reads WANDB_API_KEY or `wandb login`; MLflow reads its own
 environment variables.
@@ -14,12 +15,15 @@ environment variables.
 from __future__ import annotations
 
 import importlib.util
+import logging
+import numbers
 import os
 from pathlib import Path
 
 from search.runs import storage
 
 MLFLOW_DB = "mlflow.db"
+log = logging.getLogger(__name__)
 EXTRAS = {"wandb": ("wandb", "pip install 'pairtune[wandb]'"), "mlflow": ("mlflow", "pip install 'pairtune[mlflow]'")}
 
 
@@ -46,14 +50,77 @@ def default_mlflow_uri(run: Path | str) -> str:
     return f"sqlite:///{storage.driver_dir(run).resolve() / MLFLOW_DB}"
 
 
-TRACKER_CALLBACKS = ("WandbLoggerCallback", "MLflowLoggerCallback")  # the classes tracking_callbacks makes
+TRACKER_CALLBACKS = ("WandbTrials", "MLflowLoggerCallback")  # the classes tracking_callbacks makes
+
+
+def wandb_callback(project: str, group: str, mode: str, directory: str, entity: str | None = None):
+    """One W&B run per trial, kept by the driver (WandbTrials below)."""
+    from ray.tune.logger import LoggerCallback
+
+    class WandbTrials(LoggerCallback):
+        """One W&B run per trial, kept by the driver. Ray's WandbLoggerCallback starts two Ray actors per
+        trial (a logging actor and its queue), each a Python process importing Ray and wandb (about 2
+        CPU-seconds and 200 MB each on the head node, for the trial's whole life); W&B's own service
+        process serves many runs of one process side by side (`reinit="create_new"`), so here a trial
+        costs milliseconds. As Ray's: the run's id is the trial id and its name the trial's name, in the
+        search's group; its config holds the trial's sampled parameters; each result's numbers are logged
+        at its training_iteration. A failed trial's run ends with exit code 1. W&B's problems are
+        logged, never raised: a tracker never takes the search down."""
+
+        NOT_LOGGED = ("config", "done", "should_checkpoint", "pid")  # not metrics (Ray's callback puts pid in the config)
+
+        def __init__(self):
+            self._runs = {}
+
+        def __getstate__(self):  # Ray pickles its callbacks with the search: open runs stay behind
+            return {**self.__dict__, "_runs": {}}
+
+        def log_trial_start(self, trial):
+            if trial in self._runs:  # a retried or resumed trial goes on in its run
+                return
+            try:
+                import wandb
+
+                settings = wandb.Settings(console="off", x_disable_stats=True, silent=True)
+                self._runs[trial] = wandb.init(
+                    project=project, group=group, entity=entity, mode=mode, dir=directory, id=trial.trial_id,
+                    name=str(trial), config=dict(trial.config), reinit="create_new", allow_val_change=True,
+                    settings=settings)
+            except Exception as e:  # noqa: BLE001 (W&B's errors are many; none may stop the search)
+                log.warning("W&B: no run for trial %s: %s: %s", trial, type(e).__name__, e)
+                self._runs[trial] = None
+
+        def log_trial_result(self, iteration, trial, result):
+            if trial not in self._runs:
+                self.log_trial_start(trial)
+            run = self._runs.get(trial)
+            if run is None:
+                return
+            metrics = {k: v for k, v in result.items() if k not in self.NOT_LOGGED and isinstance(v, numbers.Real)}
+            try:
+                run.log(metrics, step=result.get("training_iteration"))
+            except Exception as e:  # noqa: BLE001
+                log.warning("W&B: a result of trial %s was not logged: %s: %s", trial, type(e).__name__, e)
+
+        def log_trial_end(self, trial, failed=False):
+            run = self._runs.pop(trial, None)
+            if run is not None:
+                try:
+                    run.finish(exit_code=1 if failed else 0)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("W&B: the run of trial %s did not finish: %s: %s", trial, type(e).__name__, e)
+
+        def on_experiment_end(self, trials, **info):
+            for trial in list(self._runs):  # trials a signal or a budget stopped: their runs end, not failed
+                self.log_trial_end(trial)
+
+    return WandbTrials()
 
 
 def relocated(callbacks: list, tracking: dict, run: Path | str, name: str) -> list:
     """A restored search's callbacks (Ray unpickles them from the run), with the trackers' made again for
     where the run is now: the restored ones would write W&B's offline runs and the MLflow store into
-    the directory the search started in, which a moved or copied run no longer is (and W&B's would
-    fail on its API-key check: tracking_callbacks also sets the WANDB_MODE it reads)."""
+    the directory the search started in, which a moved or copied run no longer is."""
     fresh = iter(tracking_callbacks(tracking, run, name))
     return [next(fresh) if type(c).__name__ in TRACKER_CALLBACKS else c for c in callbacks]
 
@@ -64,16 +131,9 @@ def tracking_callbacks(tracking: dict, run: Path | str, name: str) -> list:
     local directory whose files the search copies into the run when it ends."""
     callbacks = []
     if "wandb" in tracking:
-        from ray.air.integrations.wandb import WandbLoggerCallback
-
         w = tracking["wandb"] or {}
-        mode = w.get("mode") or "online"
-        if mode != "online":
-            os.environ["WANDB_MODE"] = mode  # Ray's callback skips the API-key check only through this variable
-        kwargs = {"mode": mode, "dir": str(storage.driver_dir(run))}
-        if w.get("entity"):
-            kwargs["entity"] = w["entity"]
-        callbacks.append(WandbLoggerCallback(project=w["project"], group=w.get("group") or name, log_config=False, **kwargs))
+        callbacks.append(wandb_callback(w["project"], w.get("group") or name, w.get("mode") or "online",
+                                        str(storage.driver_dir(run)), w.get("entity")))
     if "mlflow" in tracking:
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
