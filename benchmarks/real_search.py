@@ -46,7 +46,7 @@ def overhead(run: Path, slots: int) -> dict:
         first, last = frame.iloc[0], frame.iloc[-1]
         starts.append(first["timestamp"] - first["time_total_s"])
         ends.append(last["timestamp"])
-        inside += last["time_total_s"] - first["startup_s"] - last["report_s"]
+        inside += last["time/train_s"] + last["time/val_s"]
     wall = max(ends) - min(starts)
     return {"wall_s": wall, "train_val_s": inside, "outside_share": 1 - inside / (wall * slots)}
 

@@ -48,6 +48,7 @@ class ValidationResult:
     best_value: float = math.nan
     metrics: dict = field(default_factory=dict)  # every val/* metric of this validation
     scores: np.ndarray | None = None  # (N,) float32, each validation text's score, in FoldInputs.val_texts order
+    spent: dict = field(default_factory=dict)  # seconds per part of the run so far (ValidationCallback.spent)
 
 
 @dataclass
@@ -61,32 +62,62 @@ class Distributed:
     plugins: list = field(default_factory=list)
 
 
+SPENT = ("startup_s", "train_s", "val_s", "report_s")  # the parts of a run's wall time, in order
+
+
 class ValidationCallback(pl.Callback):
-    """Hands every validation result to `on_result` (save a checkpoint, report to Tune, ...)."""
+    """Hands every validation result to `on_result` (save a checkpoint, report to Tune, ...), and keeps
+    the run's wall time in parts (`spent`, seconds, SPENT): start-up (`imports_s` given by the caller,
+    then from `started_at` to the first optimizer step), training, validation, and on_result's own
+    time (reporting, checkpoints). A resumed run's parts go on from its checkpoint's; what a try spent
+    after its last checkpoint is not counted."""
 
     def __init__(self, steps_per_epoch: int, on_result: Callable[[ValidationResult, PairwiseRanker], None], started_at: float,
-                 monitor: str = AGREEMENT):
+                 monitor: str = AGREEMENT, imports_s: float = 0.0):
         self.steps_per_epoch, self.on_result, self.started_at = steps_per_epoch, on_result, started_at
         self.monitor, self.sign = monitor, 1.0 if METRIC_MODES[monitor] == "max" else -1.0
         self.best = -math.inf  # best of sign * monitor: higher is always better here
         self.best_agreement = -math.inf
         self.history: list[ValidationResult] = []
         self.startup_s = math.nan
+        self.imports_s = imports_s
+        self.spent = dict.fromkeys(SPENT, 0.0)
+        self._since: float | None = None  # when the part being timed began (None before the first step)
 
-    def state_dict(self) -> dict:  # saved in Lightning checkpoints, so a resumed run knows its best
-        return {"best": self.best, "best_agreement": self.best_agreement}
+    def state_dict(self) -> dict:  # saved in Lightning checkpoints, so a resumed run knows its best and its time
+        return {"best": self.best, "best_agreement": self.best_agreement, "spent": dict(self.spent)}
 
     def load_state_dict(self, state: dict) -> None:
         self.best = state["best"]
         self.best_agreement = state.get("best_agreement", self.best if self.monitor == AGREEMENT else -math.inf)
+        self.spent.update(state.get("spent", {}))
+
+    def _spend(self, part: str) -> None:
+        now = time.perf_counter()
+        if self._since is not None:
+            self.spent[part] += now - self._since
+        self._since = now
+
+    def _started(self) -> None:
+        """The run's start-up ends (at its first optimizer step, or a resumed run's first validation)."""
+        if math.isnan(self.startup_s):
+            self.startup_s = time.perf_counter() - self.started_at
+            self.spent["startup_s"] += self.imports_s + self.startup_s
+            self._since = self.started_at + self.startup_s
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if math.isnan(self.startup_s) and trainer.global_step >= 1:
-            self.startup_s = time.perf_counter() - self.started_at
+        if trainer.global_step >= 1:
+            self._started()
+
+    def on_validation_start(self, trainer: pl.Trainer, module: PairwiseRanker) -> None:
+        if not trainer.sanity_checking:
+            self._started()
+            self._spend("train_s")
 
     def on_validation_end(self, trainer: pl.Trainer, module: PairwiseRanker) -> None:
         if trainer.sanity_checking:
             return
+        self._spend("val_s")
         metrics = trainer.callback_metrics
         agreement = float(metrics[AGREEMENT])
         value = float(metrics[self.monitor])
@@ -107,9 +138,11 @@ class ValidationCallback(pl.Callback):
             best_value=self.sign * self.best,
             metrics={k: float(v) for k, v in metrics.items() if k.startswith("val/")},
             scores=module.last_val_scores,
+            spent={k: round(v, 3) for k, v in self.spent.items()},
         )
         self.history.append(result)
         self.on_result(result, module)
+        self._spend("report_s")
 
 
 class ResumeBatches(pl.Callback):
@@ -166,6 +199,7 @@ def fit(
     resume_from: str | None = None,
     monitor: str = AGREEMENT,
     distributed: Distributed | None = None,
+    imports_s: float = 0.0,
 ) -> tuple[PairwiseRanker, ValidationCallback]:
     """Train on data's training votes, validating (and calling on_result) at least once per epoch.
     With no validation votes (a final model on all votes) it trains for train_cfg.epochs and never
@@ -176,6 +210,7 @@ def fit(
     model/progress.py), e.g. "fold 2"; None (trials in a search) shows none.
 
     started_at: time.perf_counter() when the run began (default: now), for the start-up time.
+    imports_s: seconds this process spent importing before `started_at`, counted in the start-up.
     resume_from: a Lightning checkpoint (see save_resume_state) to continue from.
     distributed: this process's place in a data-parallel run (search/tune/ddp.py): every process calls
     fit; each trains on its share of every batch and scores its share of the validation texts.
@@ -197,7 +232,7 @@ def fit(
     per_epoch = steps_per_epoch(len(data.train_texts) if pointwise else len(data.train_less), train_cfg, world)
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
     module.set_validation_votes(len(texts), val_less, val_more, None if data.scores is None else data.scores[texts])
-    tracker = ValidationCallback(per_epoch, on_result, started_at, monitor)
+    tracker = ValidationCallback(per_epoch, on_result, started_at, monitor, imports_s)
     val_interval = 1.0
     if train_cfg.val_every_n_steps and validate:
         val_interval = min(1.0, train_cfg.val_every_n_steps * train_cfg.accumulate_grad_batches / len(train_dl))

@@ -95,6 +95,37 @@ def test_training_improves_agreement_and_reports_each_epoch(tiny_backbone, fold_
     assert max(r.agreement for r in results) > before + 0.03, (before, [r.agreement for r in results])
 
 
+def test_each_result_says_where_the_runs_wall_time_went(tiny_backbone, fold_data):
+    """start-up (the imports given, then to the first step), training, validation and on_result's own
+    time: non-negative, never shrinking, and together the run's wall time; a resumed run goes on from
+    its checkpoint's parts."""
+    import time
+
+    _, data = fold_data
+    results, waited = [], 0.2
+    cfg = TrainConfig(lr=1e-3, epochs=2, batch_size=32, val_every_n_steps=10, seed=1)
+
+    def slow_report(r, m):  # a report that takes `waited` seconds, as a checkpoint upload may
+        results.append((r, time.perf_counter()))
+        time.sleep(waited)
+
+    started = time.perf_counter()
+    _, tracker = fit(ModelConfig(backbone=tiny_backbone), cfg, data, 64, slow_report, started_at=started, imports_s=5.0)
+    parts = [r.spent for r, _ in results]
+    assert all(set(p) == {"startup_s", "train_s", "val_s", "report_s"} and min(p.values()) >= 0 for p in parts)
+    assert all(parts[0]["startup_s"] == p["startup_s"] >= 5.0 for p in parts)  # the imports counted once
+    for before, after in zip(parts, parts[1:]):
+        assert all(after[k] >= before[k] for k in before)
+    for i, (r, at) in enumerate(results):  # wall time to this result: all parts (its own report not yet)
+        assert sum(r.spent.values()) - 5.0 == pytest.approx(at - started, abs=0.05)
+        assert r.spent["report_s"] == pytest.approx(i * waited, abs=0.05)
+    assert parts[-1]["train_s"] > 0 and parts[-1]["val_s"] > 0
+    state = tracker.state_dict()  # what a checkpoint saves; a resumed run starts from it
+    again = type(tracker)(1, lambda r, m: None, time.perf_counter())
+    again.load_state_dict(state)
+    assert again.spent == tracker.spent and again.spent["report_s"] >= len(results) * waited
+
+
 def test_early_stopping_after_a_per_epoch_validation_marks_it_final(tiny_backbone, fold_data):
     """Early stopping decides at the validation it follows, so that validation says training is over
     (the leaderboard's early_stopping, a COMPLETE trial for TPE), not at the epoch's end after it."""

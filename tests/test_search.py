@@ -3,6 +3,7 @@ then export -> train round trip and a reload of the best checkpoint. The search 
 small_search, shared by the whole test run."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -230,6 +231,31 @@ def test_a_trial_in_a_reused_process_pays_no_imports_and_trains_as_in_a_fresh_on
     for r in trials[trial]:
         mine = fresh[round(r["epoch"], 4)]
         assert mine.agreement == pytest.approx(r[AGREEMENT], abs=1e-9) and mine.val_loss == pytest.approx(r[VAL_LOSS], abs=1e-6)
+
+
+def test_each_trial_records_its_wall_time_in_parts_and_its_cost_beside_the_metric(search_run):
+    """Every result carries the trial's wall time so far in parts (start-up with the fresh process's
+    imports, training, validation, reporting) and its CPU- and GPU-seconds (its reserved resources times
+    that wall time); the leaderboard shows the last ones beside the metric, and `status` prints them."""
+    from search.runs.status import render, snapshot
+
+    run = search_run.run
+    cpus = search_run.config["search"].get("cpus_per_trial", 1)
+    board = read_leaderboard(run / "export" / "leaderboard.csv")
+    for t in board.itertuples():
+        rows = results(run / t.trial_id)
+        if t.outcome == "error":  # failed before any result: nothing to count
+            assert not rows and math.isnan(t.wall_s)
+            continue
+        for r in rows:
+            parts = [r[f"time/{k}"] for k in ("startup_s", "train_s", "val_s", "report_s")]
+            assert min(parts) >= 0 and r["time/wall_s"] == pytest.approx(sum(parts), abs=2e-3)
+            assert r["cost/cpu_s"] == pytest.approx(cpus * r["time/wall_s"], abs=2e-3) and r["cost/gpu_s"] == 0
+        assert rows[0]["time/startup_s"] >= rows[0]["imports_s"] + rows[0]["startup_s"] - 2e-3
+        walls = [r["time/wall_s"] for r in rows]
+        assert walls == sorted(walls) and t.wall_s == walls[-1] and t.cpu_s == rows[-1]["cost/cpu_s"] and t.gpu_s == 0
+    header = next(line for line in render(*snapshot(run)).splitlines() if line.lstrip().startswith("trial_id"))
+    assert all(c in header.split() for c in ("wall_s", "cpu_s", "gpu_s"))
 
 
 def test_every_validation_line_reaches_the_output_under_its_own_trials_name(search_run):

@@ -19,12 +19,15 @@ from search.runs.layout import (
     BEST_YAML,
     CHECKPOINT_SCORE,
     CONFIG_FILE,
+    CPU_SECONDS,
     DATA_FILE,
     EPOCH,
     EXPORT_DIR,
+    GPU_SECONDS,
     LEADERBOARD,
     STOPS_FILE,
     SUMMARY,
+    WALL,
     ended_by,
     load_run_config,
     read_baseline,
@@ -59,6 +62,9 @@ def _error_message(trial, run: Path) -> str:
     return lines[-1] if lines else ""
 
 
+COST_COLUMNS = {"wall_s": WALL, "cpu_s": CPU_SECONDS, "gpu_s": GPU_SECONDS}  # leaderboard column -> result key
+
+
 def metric_column(metric: str) -> str:
     """Leaderboard column of a searched metric other than agreement, e.g. val/pearson -> best_pearson."""
     return "best_" + metric.split("/")[-1]
@@ -75,6 +81,8 @@ def _trial_row(trial, frame: pd.DataFrame, max_epochs: int, asha_stopped: set[st
     row["best_agreement"] = float(frame[AGREEMENT].max()) if has else math.nan
     row["last_agreement"] = float(frame[AGREEMENT].iloc[-1]) if has else math.nan
     row["epochs_run"] = float(frame[EPOCH].max()) if has else 0.0
+    for column, key in COST_COLUMNS.items():  # what the trial used, as of its last result
+        row[column] = float(frame[key].iloc[-1]) if has and key in frame.columns else math.nan
     final = bool(has and "final" in frame.columns and frame["final"].iloc[-1])
     epochs = trial.config.get("train.epochs", max_epochs)
     if trial.status == "ERROR":

@@ -44,6 +44,9 @@ SUMMARY = "summary.json"
 
 EPOCH = "epoch"  # ASHA's time attribute: fractional epochs, consistent at any reporting frequency
 CHECKPOINT_SCORE = "checkpoint_score"  # what Ray ranks a trial's checkpoints by, higher first
+TIME_PREFIX = "time/"  # a trial's wall time in parts, summed over its tries: time/startup_s, time/train_s, time/val_s, time/report_s
+WALL = "time/wall_s"  # their sum: the trial's wall time (ASHA's time attribute with search.time_attr: seconds)
+CPU_SECONDS, GPU_SECONDS = "cost/cpu_s", "cost/gpu_s"  # the trial's reserved CPUs and GPUs times its wall time
 NOT_BEST_SCORE = -1e12  # the CHECKPOINT_SCORE of a validation that is not a new best (its checkpoint holds no model)
 VALIDATION_FILE = "pairtune_validation.npz"  # the fold's validation votes (write_validation)
 VAL_SCORES = storage.KEPT_FROM_CHECKPOINTS[0]  # "val_scores.npy": a best validation's score of each validation text

@@ -207,17 +207,14 @@ def _worker(config: dict) -> None:
     use_gpu = cfg.search.gpus_per_trial > 0
     where = worker_placement(placement(use_gpu, trial_cfg.train.precision))
     name, config_dict = config["trial_name"], trial_cfg.to_dict()
-    outside = [0.0]
 
     def on_result(r, module) -> None:
-        began = time.perf_counter()
-        metrics = {**trial_metrics(r), **where, "report_s": round(outside[0], 3)}
+        metrics = {**trial_metrics(r, cfg.search.cpus_per_trial, cfg.search.gpus_per_trial), **where}
         if rank == 0:  # straight to the process's stdout: Ray Train's patched print would log it twice
             line = validation_line(name, r, {**where, "node_ip": where["worker_ips"]})
             sys.__stdout__.write(f"{line} ({world} workers)\n")
             sys.__stdout__.flush()
         report_validation(ray.train.report, ray.train.Checkpoint, r, module, config_dict, metrics, rank0=rank == 0)
-        outside[0] += time.perf_counter() - began
 
     logger = False
     if rank == 0 and config["trial_dir"] and os.path.isdir(config["trial_dir"]):  # rank 0 on the driver's node

@@ -18,12 +18,22 @@ from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config.parse import PairtuneConfig, with_params
-from search.runs.layout import CHECKPOINT_SCORE, EPOCH, NOT_BEST_SCORE, RESUME_FILE, write_val_scores
+from search.runs.layout import (
+    CHECKPOINT_SCORE,
+    CPU_SECONDS,
+    EPOCH,
+    GPU_SECONDS,
+    NOT_BEST_SCORE,
+    RESUME_FILE,
+    TIME_PREFIX,
+    WALL,
+    write_val_scores,
+)
 
 log = logging.getLogger(__name__)
 
 
-def trial_metrics(r: ValidationResult) -> dict:
+def trial_metrics(r: ValidationResult, cpus: float, gpus: float) -> dict:
     # Ray ranks checkpoints by this, higher first, whatever the search's mode; a validation that is
     # not a new best scores below any real value (a negated loss can be far below -1).
     score = (r.value if METRIC_MODES[r.monitor] == "max" else -r.value) if r.is_best else NOT_BEST_SCORE
@@ -39,7 +49,17 @@ def trial_metrics(r: ValidationResult) -> dict:
         # Ray keeps the checkpoint with the highest score (and the latest): only a new best epoch
         # scores, so the kept best always holds the model, never a resume-only checkpoint.
         CHECKPOINT_SCORE: score,
+        **spent_metrics(r.spent, cpus, gpus),
     }
+
+
+def spent_metrics(spent: dict, cpus: float, gpus: float) -> dict:
+    """What the trial has used so far: its wall time in parts (model.train.SPENT: start-up with the
+    process's imports, training, validation, reporting; summed over its tries) and its resources times
+    that wall time (search.cpus_per_trial, search.gpus_per_trial: what Ray reserved for it, used or not)."""
+    wall = sum(spent.values())
+    return {**{f"{TIME_PREFIX}{k}": v for k, v in spent.items()}, WALL: round(wall, 3),
+            CPU_SECONDS: round(cpus * wall, 3), GPU_SECONDS: round(gpus * wall, 3)}
 
 
 def fill_checkpoint(d: str, r: ValidationResult, module, config_dict: dict, metrics: dict, rank0: bool = True) -> bool:
@@ -155,16 +175,13 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
     # The trial's process: a trial that reuses one (process_trial 2+) paid no imports.
     process = {"pid": os.getpid(), "process_trial": _trials_in_process, "imports_s": round(imports_s, 3)}
     config_dict = trial_cfg.to_dict()
-    outside = [0.0]  # seconds spent checkpointing and handing results to Tune, before this report
 
     def on_result(r: ValidationResult, module) -> None:
         """Every validation leaves a checkpoint to resume from; a new best one also holds the model.
         Ray keeps the best and the latest; PruneCheckpoints drops the rest when the trial ends."""
-        began = time.perf_counter()
-        metrics = {**trial_metrics(r), **where, **process, "report_s": round(outside[0], 3)}
+        metrics = {**trial_metrics(r, cfg.search.cpus_per_trial, cfg.search.gpus_per_trial), **where, **process}
         print(validation_line(name, r, where), flush=True)
         report_validation(tune.report, tune.Checkpoint, r, module, config_dict, metrics)
-        outside[0] += time.perf_counter() - began
 
     from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -176,5 +193,5 @@ def run_trial(params: dict, cfg: PairtuneConfig, prepared: PreparedData) -> None
         fit(
             trial_cfg.model, trial_cfg.train, data, trial_cfg.data.max_length, on_result,
             root_dir=trial_dir, logger=logger, use_gpu=use_gpu, started_at=started_at,
-            resume_from=resume, monitor=cfg.search.metric,
+            resume_from=resume, monitor=cfg.search.metric, imports_s=imports_s,
         )
