@@ -9,7 +9,8 @@ from runfiles import read_leaderboard
 
 from search.config.parse import parse_config
 from search.config.space import searched_dimensions
-from search.runs.report import best_so_far, param_importances, trial_curves
+from search.runs.layout import load_run_config
+from search.runs.report import best_so_far, param_importances, pareto_front, ranked_trials, trial_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -32,7 +33,7 @@ def test_report_writes_png_plots_and_an_index_that_shows_them(run_dir, tmp_path,
     assert out.returncode == 0, out.stderr[-3000:]
     rep = tmp_path / "rep"
     expected = ["progress.png", "best_so_far.png", "importances.png", "param_train_lr.png", "param_train_margin.png",
-                "param_train_loss.png", "param_model_backbone.png"]
+                "param_train_loss.png", "param_model_backbone.png", "cost.png"]
     for name in expected:
         data = (rep / name).read_bytes()
         assert data[:8] == PNG_MAGIC, name
@@ -47,6 +48,9 @@ def test_report_writes_png_plots_and_an_index_that_shows_them(run_dir, tmp_path,
     assert set(importances) == {"train.lr", "train.margin", "train.loss", "model.backbone"}
     assert sum(importances.values()) == pytest.approx(1.0)
     assert str(rep / "index.html") in out.stdout
+    # The trials no trial beats at the same or a lower cost are named under the cost plot.
+    front = pareto_front(ranked_trials(run_dir, load_run_config(run_dir))[0], "cpu_s", "max")
+    assert front and f"at the same or a lower cost: {', '.join(front)}." in page
 
 
 @pytest.mark.slow
@@ -63,6 +67,14 @@ def test_best_so_far_is_monotone_and_sums_the_epochs_trials_reported(run_dir):
     total_epochs = sum(float(f["epoch"].max()) for f in curves.values())
     assert progress["compute_epochs"].iloc[-1] == pytest.approx(total_epochs)
     assert progress["best"].iloc[-1] == pytest.approx(max(f["val/agreement"].max() for f in curves.values()))
+
+
+def test_the_pareto_front_holds_the_trials_no_cheaper_or_equal_trial_beats():
+    board = pd.DataFrame({"trial_id": list("abcdef"), "cpu_s": [10, 20, 20, 30, 40, np.nan],
+                          "best_value": [0.60, 0.65, 0.70, 0.68, 0.75, 0.99]})
+    assert pareto_front(board, "cpu_s", "max") == ["a", "c", "e"]  # b ties c's cost and is worse; d is beaten by c; f has no cost
+    assert pareto_front(board.assign(best_value=1 - board.best_value), "cpu_s", "min") == ["a", "c", "e"]  # a loss: lower is better
+    assert pareto_front(board.iloc[:0], "cpu_s", "max") == []
 
 
 def test_importances_say_why_when_there_are_too_few_trials():

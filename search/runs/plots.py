@@ -122,5 +122,32 @@ def plot_parameter(board: pd.DataFrame, dim: Dimension, metric: str, path: Path)
     plt.close(fig)
 
 
+def plot_cost(board: pd.DataFrame, cost: str, front: list[str], metric: str, path: Path) -> None:
+    plt = _plt()
+    rows = board.dropna(subset=["best_value", cost])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    seen = set()
+    for _, row in rows.iterrows():
+        colour, label = outcome_style(row["outcome"])
+        ax.scatter([row[cost]], [row["best_value"]], color=colour, s=36, alpha=0.85, edgecolors="black", linewidths=0.4,
+                   label=None if label in seen else label)
+        seen.add(label)
+    on_front = rows.set_index("trial_id").loc[front]
+    ax.plot(on_front[cost], on_front["best_value"], "-", color="tab:red", linewidth=1.5, drawstyle="steps-post",
+            label="Pareto front")
+    ax.scatter(on_front[cost], on_front["best_value"], s=110, facecolors="none", edgecolors="tab:red", linewidths=1.5)
+    for trial_id, row in on_front.iterrows():
+        ax.annotate(trial_id, (row[cost], row["best_value"]), textcoords="offset points", xytext=(4, 2), fontsize=7)
+    ax.set_xlabel(("GPU" if cost == "gpu_s" else "CPU") + "-seconds the trial used (reserved x wall time)")
+    ax.set_ylabel(f"best {metric} of the trial")
+    ax.set_title(f"{metric} against cost")
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def outcome_style(outcome: str) -> tuple[str, str]:
     return OUTCOME_STYLE.get(outcome, ("tab:gray", outcome))

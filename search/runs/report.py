@@ -10,6 +10,9 @@ sampled parameters, the ASHA stops (pairtune_stops.jsonl) and the base config (i
 - importances.png: parameter importances (Optuna's fANOVA evaluator, seeded) on a study rebuilt from
   the trials, each trial valued by its best metric.
 - param_<key>.png: the metric against each searched parameter (log x for log-scaled ranges).
+- cost.png: each trial's best metric against what it used (GPU-seconds when the trials had GPUs,
+  else CPU-seconds: its reserved resources times its wall time), the Pareto front marked: the trials
+  no other trial beats at the same or a lower cost.
 - the leaderboard, with each trial's 95% interval; trials tied with the best at 95% are marked.
 """
 
@@ -29,7 +32,7 @@ from search.config.parse import ConfigError, PairtuneConfig
 from search.config.space import Dimension, searched_dimensions
 from search.runs.intervals import interval_text, tied_line
 from search.runs.layout import EPOCH, load_run_config
-from search.runs.plots import outcome_style, plot_best_so_far, plot_importances, plot_parameter, plot_progress
+from search.runs.plots import outcome_style, plot_best_so_far, plot_cost, plot_importances, plot_parameter, plot_progress
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +223,20 @@ def ranked_trials(run: Path, cfg: PairtuneConfig) -> tuple[pd.DataFrame, dict[st
     return board, curves, records.intervals
 
 
+def pareto_front(board: pd.DataFrame, cost: str, mode: str) -> list[str]:
+    """The trials (ids, cheapest first) that no other trial beats at the same or a lower `cost`:
+    each one's best_value is strictly better than that of every cheaper trial."""
+    rows = board.dropna(subset=["best_value", cost])
+    sign = 1.0 if mode == "max" else -1.0
+    rows = rows.assign(better=sign * rows["best_value"]).sort_values([cost, "better"], ascending=[True, False])
+    front, best = [], -math.inf
+    for trial_id, better in zip(rows["trial_id"], rows["better"]):
+        if better > best:
+            front.append(trial_id)
+            best = better
+    return front
+
+
 def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
     """Write the plots and index.html of a run (default: RUN/report)."""
     run = Path(run).expanduser().resolve()
@@ -266,6 +283,19 @@ def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
         sections.append((f"{metric} against {dim.key}", name,
                          (f"Each trial's best {metric} against its {dim.key} ({scale}searched as {dim.kind}); "
                          f"trials ASHA stopped trained less, so their best is {bound} than a full run's.")))
+
+    cost = "gpu_s" if (board["gpu_s"] > 0).any() else "cpu_s"
+    front = pareto_front(board, cost, mode)
+    if front:
+        plot_cost(board, cost, front, metric, out / "cost.png")
+        plots.append(out / "cost.png")
+        unit = "GPU" if cost == "gpu_s" else "CPU"
+        sections.append((f"{metric} against cost", "cost.png",
+                         (f"Each trial's best {metric} against the {unit}-seconds it used (its reserved {unit}s times its wall "
+                          f"time, start-up included). The Pareto front, joined by a line, holds the trials that no trial beats "
+                          f"at the same or a lower cost: {', '.join(front)}.")))
+    else:
+        sections.append((f"{metric} against cost", None, "No trial recorded its cost (runs before pairtune recorded it)."))
 
     (out / INDEX).write_text(_html_page(run, cfg, board, sections, intervals), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({"importances": importances, "notes": notes}, indent=2), encoding="utf-8")
