@@ -21,6 +21,7 @@ import numpy as np
 EPOCHS = 8
 REPORT_AT = (1.0, 2.0, 4.0, 8.0)  # a validation at each of ASHA's rungs (grace 1, reduction factor 2)
 METRIC, TIME_ATTR = "val/agreement", "epoch"  # pairtune's AGREEMENT and search.runs.layout.EPOCH, without importing torch
+WALL = "time/wall_s"  # search.runs.layout.WALL
 NOISE_SD = 0.006  # validation-set noise of one agreement measurement
 SPACE = {
     "train.lr": {"loguniform": [1e-6, 1e-3]},
@@ -136,8 +137,11 @@ class StandInError(RuntimeError):
 
 
 def analytic_trial(config: dict, noise_seed: int = 0, report_at=REPORT_AT, sleep_s: float = 0.0,
-                   fail_if: dict | None = None, votes: dict | None = None) -> None:
+                   fail_if: dict | None = None, votes: dict | None = None, seconds_per_epoch=None) -> None:
     """The stand-in trainable: reports like pairtune's trial (metric, fractional epoch, final).
+
+    `seconds_per_epoch(config)`: the trial also reports its wall time as a trial of that speed would
+    (WALL = epochs x that; none is spent), for ASHA counting in seconds (search.time_attr: seconds).
 
     `report_at`: the epochs it validates at (the last one is final). `sleep_s`: seconds before each
     report (a trial that takes time, for time budgets). `fail_if` {key: threshold}: the trial raises
@@ -154,6 +158,8 @@ def analytic_trial(config: dict, noise_seed: int = 0, report_at=REPORT_AT, sleep
         if sleep_s:
             time.sleep(sleep_s)
         report = {METRIC: float(value), TIME_ATTR: float(t), "final": t == report_at[-1]}
+        if seconds_per_epoch is not None:
+            report[WALL] = float(t) * seconds_per_epoch(config)
         if votes is None:
             tune.report(report)
         else:  # the metric is the agreement of the scores kept, as in a real trial

@@ -216,6 +216,34 @@ def test_asha_records_the_trials_it_stopped(outcome_run):
     assert board.loc[ids["FAILING"], "outcome"] == "error" and "StandInError" in board.loc[ids["FAILING"], "error"]
 
 
+# Two backbones, one four times slower per epoch; the slow one is better at equal epochs (GOOD: 0.76 after
+# one epoch against 0.71), the fast one at equal time (after 4 s: 4 epochs, 0.79, against the slow one's 1).
+FAST = {**GOOD, "train.lr": 1e-5}
+SECONDS_PER_EPOCH = {FAST["train.lr"]: 1.0, GOOD["train.lr"]: 4.0}
+
+
+@pytest.mark.parametrize("time_attr", ["epoch", "seconds"])
+def test_asha_compares_trials_at_equal_epochs_or_at_equal_wall_time(time_attr, tmp_path, monkeypatch):
+    """search.time_attr: with epoch, ASHA (grace 1 epoch) lets the slow trial go on, ahead after one
+    epoch; with seconds (grace 4 s), it stops it at its first result: the fast trial had 0.79 at 4 s."""
+    speed = {"seconds_per_epoch": lambda c: SECONDS_PER_EPOCH[min(SECONDS_PER_EPOCH, key=lambda lr: abs(lr - c["train.lr"]))]}
+    grid, run, searcher, _, _, cfg = standin_search(
+        tmp_path, monkeypatch, trial=speed, num_samples=2, time_attr=time_attr, grace_period=1 if time_attr == "epoch" else 4,
+        points_to_evaluate=[FAST, GOOD])
+    ids = {("FAST" if r.config["train.lr"] == pytest.approx(FAST["train.lr"]) else "SLOW"): r.metrics["trial_id"] for r in grid}
+    board = leaderboard(run).set_index("trial_id")
+    assert board.loc[ids["FAST"], "outcome"] == "finished"
+    slow = results(run, ids["SLOW"])
+    if time_attr == "epoch":
+        assert board.loc[ids["SLOW"], "outcome"] == "finished" and not (run / STOPS_FILE).exists()
+    else:
+        assert board.loc[ids["SLOW"], "outcome"] == "stopped_by_asha" and len(slow) == 1
+        assert [json.loads(x) for x in (run / STOPS_FILE).read_text().splitlines()] == [
+            {"trial_id": ids["SLOW"], EPOCH: 1.0, "by": "asha"}]
+        # TPE hears of it at the rung, in thousandths of a second: the value ASHA judged at 4 s.
+        assert told(searcher, ids["SLOW"]).intermediate_values == {4000: pytest.approx(slow[0][AGREEMENT])}
+
+
 def test_searcher_state_in_the_run_restores_what_tpe_learnt(outcome_run):
     """`pairtune resume` (Tuner.restore) rebuilds the searcher from its state saved in the run
     directory: the same Optuna history and the same bookkeeping of rungs and best values, so it

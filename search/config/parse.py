@@ -58,8 +58,12 @@ class SearchConfig:
     """Seed of the searcher."""
     n_startup_trials: int = 4
     """Random trials before TPE starts modelling."""
+    time_attr: Literal["epoch", "seconds"] = "epoch"
+    """What ASHA's rungs (and grace_period) count: epoch (fractional epochs trained) or seconds (the
+    trial's wall time, start-up included: time/wall_s), to compare trials of backbones of different
+    speeds at equal time rather than at equal epochs."""
     grace_period: float = 1.0
-    """Epochs every trial runs before ASHA may stop it."""
+    """Epochs (or seconds, with time_attr: seconds) every trial runs before ASHA may stop it."""
     reduction_factor: float = 2.0
     """ASHA keeps the top 1/reduction_factor of trials at each rung."""
     max_failures: int = 2

@@ -136,7 +136,8 @@ def describe(cfg: PairtuneConfig, prepared: PreparedData) -> str:
         f"trials:       {s.num_samples}, {s.max_concurrent_trials} at a time, {s.cpus_per_trial:g} CPU + {s.gpus_per_trial:g} GPU each"
         + (f", as a data-parallel (DDP) run of {workers_per_trial(s)} workers" if workers_per_trial(s) > 1 else ""),
         f"searcher:     {s.searcher} (seed {s.seed}), scheduler {s.scheduler}"
-        + (f" (grace {s.grace_period:g} epochs, reduction factor {s.reduction_factor:g})" if s.scheduler == "asha" else "")
+        + (f" (grace {s.grace_period:g} {'seconds' if s.time_attr == 'seconds' else 'epochs'}, reduction factor "
+           f"{s.reduction_factor:g})" if s.scheduler == "asha" else "")
         + (f"; warm start from {s.warm_start} (its completed trials that fit this space, its best first)" if s.warm_start else ""),
         f"results:      {run_dir(cfg)}",
         "search space:",

@@ -1,5 +1,6 @@
-"""ASHA (or FIFO) for a search: the epochs its rungs compare trials at, and the trials it stops early,
-written to the run's STOPS_FILE so the leaderboard can say which trials ASHA stopped."""
+"""ASHA (or FIFO) for a search: when its rungs compare trials (epochs, or seconds of a trial's wall time
+with search.time_attr: seconds), and the trials it stops early, written to the run's STOPS_FILE so the
+leaderboard can say which trials ASHA stopped."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from types import SimpleNamespace
 from search.config.parse import PairtuneConfig
 from search.config.space import possible_values
 from search.runs import storage
-from search.runs.layout import EPOCH, STOPS_FILE, run_dir
+from search.runs.layout import EPOCH, STOPS_FILE, WALL, run_dir
+
+SECONDS_RUNGS = 20  # with time_attr seconds there is no last epoch: rungs up to grace * reduction_factor ** 20
 
 
 def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) -> list[float]:
@@ -21,11 +24,24 @@ def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) 
     return out
 
 
+def time_attr(cfg: PairtuneConfig) -> str:
+    """The result key ASHA counts in: EPOCH, or WALL (the trial's wall time) with time_attr: seconds."""
+    return WALL if cfg.search.time_attr == "seconds" else EPOCH
+
+
+def _max_t(cfg: PairtuneConfig) -> float:
+    """ASHA's last rung: the most epochs a trial can train, or in seconds, far beyond any trial's time
+    (a trial then trains its epochs, and ASHA never stops one for having reached max_t)."""
+    if cfg.search.time_attr == "seconds":
+        return cfg.search.grace_period * cfg.search.reduction_factor ** SECONDS_RUNGS
+    return float(max(possible_values(cfg, "train.epochs")))
+
+
 def asha_milestones(cfg: PairtuneConfig) -> list[float]:
-    """The epochs at which ASHA compares trials (none with the FIFO scheduler)."""
+    """When ASHA compares trials, in time_attr's unit (none with the FIFO scheduler)."""
     if cfg.search.scheduler != "asha":
         return []
-    max_t = float(max(possible_values(cfg, "train.epochs")))
+    max_t = _max_t(cfg)
     return rung_milestones(min(cfg.search.grace_period, max_t), cfg.search.reduction_factor, max_t)
 
 
@@ -42,7 +58,7 @@ def _recording_asha():
         def remember(self, points: dict[str, list[tuple[float, float]]], mode: str) -> None:
             """Ray saves no scheduler state: a restored search's ASHA starts with empty rungs, so the
             trials that come after resume or extend would be judged against no one. This replays each
-            trial's results, (epoch, value) in the order it reported them, through ASHA's own
+            trial's results, (time, value) in the order it reported them, through ASHA's own
             bookkeeping, which records the rung values it had recorded (decisions are not replayed)."""
             assert len(self._brackets) == 1, "pairtune's ASHA has one bracket"
             sign = 1.0 if mode == "max" else -1.0  # ASHA's metric_op: it keeps higher-is-better values
@@ -52,7 +68,7 @@ def _recording_asha():
                     self._brackets[0].on_result(trial, epoch, sign * value)
 
         def rung_values(self) -> list[tuple[float, dict]]:
-            """(epochs, {trial id: value ASHA recorded there}) per rung, highest first, values as ASHA
+            """(time, {trial id: value ASHA recorded there}) per rung, highest first, values as ASHA
             compares them (higher is better)."""
             return [(milestone, dict(recorded)) for milestone, recorded in self._brackets[0]._rungs]
 
@@ -71,10 +87,10 @@ def make_scheduler(cfg: PairtuneConfig):
 
     if cfg.search.scheduler == "fifo":
         return FIFOScheduler()
-    max_t = float(max(possible_values(cfg, "train.epochs")))
+    max_t = _max_t(cfg)
     return _recording_asha()(
         stops_file=str(storage.join(run_dir(cfg), STOPS_FILE)),
-        time_attr=EPOCH,
+        time_attr=time_attr(cfg),
         max_t=max_t,
         grace_period=min(cfg.search.grace_period, max_t),
         reduction_factor=cfg.search.reduction_factor,

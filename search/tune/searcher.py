@@ -42,7 +42,7 @@ from search.config.parse import PairtuneConfig
 from search.config.space import searched_dimensions
 from search.runs import study, storage
 from search.runs.layout import CHECKPOINT_SCORE, EPOCH, NOT_BEST_SCORE
-from search.tune.scheduler import asha_milestones
+from search.tune.scheduler import asha_milestones, time_attr
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ FEEDBACK = ("pruned", "rung", "stock")
 class RungAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that reports stopped trials to Optuna as what they are (see module docstring).
 
-    `time_attr` is the result key ASHA counts in (fractional epochs); `milestones` its rungs. Optuna
+    `time_attr` is the result key ASHA counts in (fractional epochs, or the trial's wall time in seconds);
+    `milestones` its rungs. Optuna
     keeps the first value reported at a step: at a rung's step, the value ASHA judged. `run` is the
     run directory whose journal holds the study (None: Optuna's in-memory storage, for benchmarks).
     """
@@ -72,6 +73,7 @@ class RungAwareOptunaSearch(OptunaSearch):
         self._first_rung_value: dict[str, float] = {}
         self._reported: dict[str, set[int]] = {}  # each trial's steps reported to Optuna
         self._best_value: dict[str, float] = {}  # each trial's best value of the metric so far
+        self._times: dict[str, float] = {}  # each trial's time_attr at its latest result
         self._epochs: dict[str, float] = {}  # each trial's epochs trained so far
 
     def _setup_study(self, mode):
@@ -125,7 +127,8 @@ class RungAwareOptunaSearch(OptunaSearch):
         return sum(t >= m * (1 - 1e-9) for m in self._milestones)
 
     def _step(self, trial_id: str, result: dict) -> int:
-        """Thousandths of an epoch, or the step of the highest rung this result is the first past."""
+        """Thousandths of time_attr's unit (an epoch, or a second), or the step of the highest rung this
+        result is the first past."""
         rung = self._rung(result)
         rung_step = round(self._milestones[rung - 1] * study.STUDY_STEPS_PER_EPOCH) if rung else None
         if rung_step is not None and rung_step not in self._reported.get(trial_id, ()):
@@ -154,10 +157,12 @@ class RungAwareOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         if self._time_attr in result:
-            epoch = float(result[self._time_attr])
-            if trial_id in self._epochs and epoch <= self._epochs[trial_id]:
+            t = float(result[self._time_attr])
+            if trial_id in self._times and t <= self._times[trial_id]:
                 return  # seen already: Tune hands a finished trial's last result to on_trial_complete too
-            self._epochs[trial_id] = epoch
+            self._times[trial_id] = t
+        if EPOCH in result:
+            self._epochs[trial_id] = float(result[EPOCH])
         value = result.get(self.metric)
         if value is None or not math.isfinite(value):
             return
@@ -273,7 +278,7 @@ def make_searcher(cfg: PairtuneConfig, run=None, **tpe_options):
         points_to_evaluate=[dict(p) for p in s.points_to_evaluate] or None,
         sampler=sampler,
         feedback=s.stopped_trials,
-        time_attr=EPOCH,
+        time_attr=time_attr(cfg),
         milestones=asha_milestones(cfg),
         study_name=s.name,
         run=run,

@@ -226,16 +226,19 @@ def restored_parts(tuner):
 
 
 def rung_points(run, cfg: PairtuneConfig) -> dict[str, list[tuple[float, float]]]:
-    """Each trial's (epoch, value of the searched metric) in the order it reported them: what ASHA saw."""
+    """Each trial's (time, value of the searched metric) in the order it reported them, time in ASHA's
+    unit (search.time_attr): what ASHA saw."""
     from search.runs.results import ITERATION, read_run
+    from search.tune.scheduler import time_attr
 
+    attr = time_attr(cfg)
     points = {}
     with storage.local_view(run) as local:
         records = read_run(local, cfg.search.metric, cfg.search.mode, shown=run if storage.is_uri(run) else None)
     for trial_id, frame in records.frames.items():
-        if len(frame) and EPOCH in frame and cfg.search.metric in frame:
+        if len(frame) and attr in frame and cfg.search.metric in frame:
             rows = frame.sort_values(ITERATION) if ITERATION in frame else frame
-            points[trial_id] = [(float(e), float(v)) for e, v in zip(rows[EPOCH], rows[cfg.search.metric])
+            points[trial_id] = [(float(e), float(v)) for e, v in zip(rows[attr], rows[cfg.search.metric])
                                 if not math.isnan(v)]  # ASHA's cutoff ignores NaN (nanpercentile)
     return points
 
