@@ -36,7 +36,7 @@ def test_explicit_fp16_on_a_gpu_cuda_cannot_see_fails_the_trial_naming_its_node(
     import ray
 
     from model.precision import PrecisionError
-    from search.tune.trial import placement
+    from search.tune.placement import placement
 
     if ray.is_initialized():  # an earlier test's local Ray (no GPUs): this test needs one declaring a GPU
         ray.shutdown()

@@ -2,6 +2,7 @@
 
     tuner.py      run_search / resume_search (and extend): the Tuner, the run directory, starting Ray
     trial.py      the trainable of one trial: its config, data and model, reporting to Tune
+    placement.py  where a trial runs: node, GPUs, device and precision (a declared GPU CUDA cannot see: CPU)
     ddp.py        a trial as a data-parallel Ray Train run over several GPUs
     prepare.py    a config's data preparation: the Encodings its space allows (data/prepare.py does it)
     searcher.py   Optuna's TPE (or random), told the truth about trials ASHA stopped; its study in the run

@@ -193,7 +193,8 @@ def _worker(config: dict) -> None:
     from ray.util import get_current_placement_group
 
     from model.train import Distributed, fit, set_threads
-    from search.tune.trial import placement, report_validation, resume_state, trial_metrics, validation_line
+    from search.tune.placement import placement
+    from search.tune.trial import report_validation, resume_state, trial_metrics, validation_line
 
     cfg: PairtuneConfig = config["cfg"]
     trial_cfg = with_params(cfg, config["params"])

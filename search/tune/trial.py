@@ -8,14 +8,12 @@ import os
 import tempfile
 import time
 
-import ray
 from ray import tune
 
 import search
 from data.prepare import PreparedData
 from model.checkpoint import save_checkpoint
 from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
-from model.precision import PrecisionError, cuda_usable, resolve_precision
 from model.train import ValidationResult, fit, save_resume_state, set_threads
 from search.config.parse import PairtuneConfig, with_params
 from search.runs.layout import (
@@ -29,6 +27,7 @@ from search.runs.layout import (
     WALL,
     write_val_scores,
 )
+from search.tune.placement import placement
 
 log = logging.getLogger(__name__)
 
@@ -100,27 +99,6 @@ def validation_line(name: str, r: ValidationResult, where: dict) -> str:
     """One line per validation in the job's logs (and the trial actor's logs on the dashboard)."""
     return (f"pairtune: trial {name}: epoch {r.epoch:.2f} {AGREEMENT} {r.agreement:.4f} (best {r.best_agreement:.4f}) "
             f"on {where['device']} node {where['node_ip']}")
-
-
-def placement(use_gpu: bool, precision: str) -> dict:
-    """Where this trial runs: node, the GPU ids Ray gave it (Ray also sets CUDA_VISIBLE_DEVICES to
-    them, so the trial sees only those), and the device and precision it trains with: a declared GPU
-    that is not a real CUDA device falls back to the CPU in fp32."""
-    ctx = ray.get_runtime_context()
-    on_cuda = use_gpu and cuda_usable()
-    where = {
-        "node_id": ctx.get_node_id(),
-        "node_ip": ray.util.get_node_ip_address(),
-        "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-        "device": "cuda" if on_cuda else "cpu",
-    }
-    try:
-        return {**where, "precision": resolve_precision(precision, on_cuda)}
-    except PrecisionError as e:  # an explicit precision is kept, never swapped for another
-        gpus = f"Ray gave it GPU {where['gpu_ids'] or 'none'}" if use_gpu else "it has no GPU (search.gpus_per_trial 0)"
-        raise PrecisionError(f"{e} (this trial runs on node {where['node_ip']}; {gpus}, which CUDA cannot see). "
-                             "train.precision auto trains such a trial on the CPU in fp32 instead") from None
 
 
 # Ray waits this long for an ended trial's training thread before it hands the process to the next trial
