@@ -242,6 +242,11 @@ def test_asha_compares_trials_at_equal_epochs_or_at_equal_wall_time(time_attr, t
             {"trial_id": ids["SLOW"], EPOCH: 1.0, "by": "asha"}]
         # TPE hears of it at the rung, in thousandths of a second: the value ASHA judged at 4 s.
         assert told(searcher, ids["SLOW"]).intermediate_values == {4000: pytest.approx(slow[0][AGREEMENT])}
+    # What a resumed or extended search replays into ASHA's rungs, in the same unit.
+    from search.tune.tuner import rung_points
+
+    unit = 4.0 if time_attr == "seconds" else 1.0
+    assert [t for t, _ in rung_points(run, cfg)[ids["SLOW"]]] == [unit * (i + 1) for i in range(len(slow))]
 
 
 def test_searcher_state_in_the_run_restores_what_tpe_learnt(outcome_run):
