@@ -50,9 +50,7 @@ def plot_progress(curves: dict[str, pd.DataFrame], board: pd.DataFrame, metric: 
     ax.set_title(f"{metric} of every trial over time")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_best_so_far(progress: pd.DataFrame, metric: str, path: Path) -> None:
@@ -66,9 +64,7 @@ def plot_best_so_far(progress: pd.DataFrame, metric: str, path: Path) -> None:
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_importances(importances: dict[str, float], note: str, path: Path) -> None:
@@ -117,9 +113,7 @@ def plot_parameter(board: pd.DataFrame, dim: Dimension, metric: str, path: Path)
     ax.grid(alpha=0.3)
     if seen:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_cost(board: pd.DataFrame, cost: str, front: list[str], metric: str, path: Path) -> None:
@@ -144,6 +138,10 @@ def plot_cost(board: pd.DataFrame, cost: str, front: list[str], metric: str, pat
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
