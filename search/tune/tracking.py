@@ -60,9 +60,9 @@ def wandb_callback(project: str, group: str, mode: str, directory: str, entity: 
     class WandbTrials(LoggerCallback):
         """One W&B run per trial, kept by the driver. Ray's WandbLoggerCallback starts two Ray actors per
         trial (a logging actor and its queue), each a Python process importing Ray and wandb (about 2
-        CPU-seconds each to start, measured here; they live on the head node as long as the trial); W&B's own service
-        process serves many runs of one process side by side (`reinit="create_new"`), so here a trial
-        costs milliseconds. As Ray's: the run's id is the trial id and its name the trial's name, in the
+        CPU-seconds each to start, measured here; they live on the head node as long as the trial); W&B's
+        own service process serves many runs of one process side by side (`reinit="create_new"`), so
+        here a trial costs milliseconds. As Ray's: the run's id is the trial id and its name the trial's name, in the
         search's group; its config holds the trial's sampled parameters; each result's numbers are logged
         at its training_iteration. A failed trial's run ends with exit code 1. W&B's problems are
         logged, never raised: a tracker never takes the search down."""
