@@ -50,7 +50,6 @@ def default_mlflow_uri(run: Path | str) -> str:
     return f"sqlite:///{storage.driver_dir(run).resolve() / MLFLOW_DB}"
 
 
-TRACKER_CALLBACKS = ("WandbTrials", "MLflowLoggerCallback")  # the classes tracking_callbacks makes
 
 
 def wandb_callback(project: str, group: str, mode: str, directory: str, entity: str | None = None):
@@ -115,14 +114,6 @@ def wandb_callback(project: str, group: str, mode: str, directory: str, entity: 
                 self.log_trial_end(trial)
 
     return WandbTrials()
-
-
-def relocated(callbacks: list, tracking: dict, run: Path | str, name: str) -> list:
-    """A restored search's callbacks (Ray unpickles them from the run), with the trackers' made again for
-    where the run is now: the restored ones would write W&B's offline runs and the MLflow store into
-    the directory the search started in, which a moved or copied run no longer is."""
-    fresh = iter(tracking_callbacks(tracking, run, name))
-    return [next(fresh) if type(c).__name__ in TRACKER_CALLBACKS else c for c in callbacks]
 
 
 def tracking_callbacks(tracking: dict, run: Path | str, name: str) -> list:

@@ -37,7 +37,7 @@ from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
 from search.tune.scheduler import make_scheduler
 from search.tune.searcher import extendable, make_searcher
-from search.tune.tracking import relocated, tracking_callbacks
+from search.tune.tracking import tracking_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +210,20 @@ def resume_search(run: str | Path, address: str | None = None, signals: StopSign
         scheduler.remember(points, cfg.search.mode)
         log.info("ASHA remembers the rung values of %d earlier trial(s)", len(points))
     run_config = tuner._local_tuner.get_run_config()
-    run_config.callbacks = relocated(run_config.callbacks or [], cfg.search.tracking, run, name)
-    # this pairtune's, not one unpickled from the run
-    run_config.callbacks = [c for c in run_config.callbacks if type(c).__name__ != "ContinueFromAKeptCheckpoint"]
-    run_config.callbacks.append(recover_callback())
+    made = [*tracking_callbacks(cfg.search.tracking, run, name), recover_callback()]
+    run_config.callbacks = made_again(run_config.callbacks or [], made)
     budget.clear(run)  # this session records its own reason
     return fit_and_sync(tuner, run, signals), run
+
+
+def made_again(restored: list, made: list) -> list:
+    """A restored search's callbacks (Ray unpickles them from the run; a run resumed before also holds
+    the ones that resume added) with pairtune's own made again in `made`, each replacing the restored one
+    of its class: the trackers for where the run is now (the restored ones would write W&B's offline runs
+    and the MLflow store into the directory the search started in, which a moved or copied run no longer
+    is), and this pairtune's recover callback."""
+    names = {type(c).__name__ for c in made}
+    return [c for c in restored if type(c).__name__ not in names] + made
 
 
 def restored_parts(tuner):
