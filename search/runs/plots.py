@@ -116,7 +116,7 @@ def plot_parameter(board: pd.DataFrame, dim: Dimension, metric: str, path: Path)
     _save(plt, fig, path)
 
 
-def plot_cost(board: pd.DataFrame, cost: str, front: list[str], metric: str, path: Path) -> None:
+def plot_cost(board: pd.DataFrame, cost: str, unit: str, front: list[str], metric: str, path: Path) -> None:
     plt = _plt()
     rows = board.dropna(subset=["best_value", cost])
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -132,7 +132,7 @@ def plot_cost(board: pd.DataFrame, cost: str, front: list[str], metric: str, pat
     ax.scatter(on_front[cost], on_front["best_value"], s=110, facecolors="none", edgecolors="tab:red", linewidths=1.5)
     for trial_id, row in on_front.iterrows():
         ax.annotate(trial_id, (row[cost], row["best_value"]), textcoords="offset points", xytext=(4, 2), fontsize=7)
-    ax.set_xlabel(("GPU" if cost == "gpu_s" else "CPU") + "-seconds the trial used (reserved x wall time)")
+    ax.set_xlabel(f"{unit}-seconds the trial used (reserved x wall time)")
     ax.set_ylabel(f"best {metric} of the trial")
     ax.set_title(f"{metric} against cost")
     ax.set_xlim(left=0)

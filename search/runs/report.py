@@ -287,9 +287,9 @@ def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
     cost = "gpu_s" if (board["gpu_s"] > 0).any() else "cpu_s"
     front = pareto_front(board, cost, mode)
     if front:
-        plot_cost(board, cost, front, metric, out / "cost.png")
-        plots.append(out / "cost.png")
         unit = "GPU" if cost == "gpu_s" else "CPU"
+        plot_cost(board, cost, unit, front, metric, out / "cost.png")
+        plots.append(out / "cost.png")
         sections.append((f"{metric} against cost", "cost.png",
                          (f"Each trial's best {metric} against the {unit}-seconds it used (its reserved {unit}s times its wall "
                           f"time, start-up included). The Pareto front, joined by a line, holds the trials that no trial beats "

@@ -52,10 +52,10 @@ FEEDBACK = ("pruned", "rung", "stock")
 class RungAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that reports stopped trials to Optuna as what they are (see module docstring).
 
-    `time_attr` is the result key ASHA counts in (fractional epochs, or the trial's wall time in seconds);
-    `milestones` its rungs. Optuna
-    keeps the first value reported at a step: at a rung's step, the value ASHA judged. `run` is the
-    run directory whose journal holds the study (None: Optuna's in-memory storage, for benchmarks).
+    `time_attr` is the result key ASHA counts in (fractional epochs, or the trial's wall time in
+    seconds); `milestones` its rungs. Optuna keeps the first value reported at a step: at a rung's step,
+    the value ASHA judged. `run` is the run directory whose journal holds the study (None: Optuna's
+    in-memory storage, for benchmarks).
     """
 
     def __init__(self, *args, feedback: str = "pruned", time_attr: str = "epoch", milestones=(), run=None,
