@@ -22,6 +22,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny import make_tiny_backbone
 
 
+def benchmark_module(name: str):
+    """benchmarks/NAME.py imported as a module (the scripts are not a package), for tests of their parts."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def pytest_sessionfinish(session, exitstatus):
     """In CI (CI set, as .ci/run does) a skipped test fails the run: nothing may be skipped silently.
     A test that cannot run on a machine is deselected by the test command (-m "not gpu"), not skipped."""

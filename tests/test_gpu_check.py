@@ -4,7 +4,6 @@ check cannot rot between the rare runs on a GPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
@@ -15,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import benchmark_module
 
 ROOT = Path(__file__).resolve().parents[1]
 ENCODERS = ("minilm-shaped", "roberta-base-shaped")
@@ -115,14 +115,6 @@ def test_markdown_has_every_table_and_row(quick_check):
     assert md.strip() in quick_check.stdout  # the table is printed too
 
 
-def _gpu_check_module():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_markdown_of_a_gpu_shaped_result():
     """The rows only a CUDA run has (fp16, GPU memory, trials per GPU, the grad scaler) render too."""
     row = {"encoder": "minilm-shaped", "max_length": 128, "texts_per_forward": None, "real_tokens_per_s": 1e5,
@@ -148,7 +140,7 @@ def test_markdown_of_a_gpu_shaped_result():
                     "max_abs_diff_auto_vs_fp32": 1e-3, "spearman_auto_vs_fp32": 0.9999, "max_abs_diff_fp32_vs_validation": 1e-7},
         "errors": [], "skipped": ["sharing"],
     }
-    md = _gpu_check_module().markdown(result)
+    md = benchmark_module("gpu_check").markdown(result)
     assert "| minilm-shaped | 16-mixed | 128 | - | 400.0 | 2.00x | 100,000 | 60.0% | 50.00 | 5.0% | 900 | 1,000 | 18 | 0.0556 |" in md
     assert "| minilm-shaped | 32-true | 128 | - | 200.0 | - |" in md
     assert "| 0 | 400.0 | 300.0 | 0.75 |" in md and "1.51x one trial alone" in md
