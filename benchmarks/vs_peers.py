@@ -105,6 +105,9 @@ def peer_space(cfg) -> dict:
     other = [d.key for d in dims if d.key not in PEER_KEYS]
     if other:
         raise SystemExit(f"search.space: keys the peers cannot vary: {other} (they vary {list(PEER_KEYS)})")
+    if cfg.train.schedule == "onecycle":  # not an lr_lambda schedule: the peers would silently run cosine
+        raise SystemExit("train.schedule: the peers follow model/ranker.py's lr_lambda (cosine, linear, constant), "
+                         "not onecycle")
     return {d.key: d.to_optuna() for d in dims}
 
 
@@ -131,7 +134,6 @@ def hyper(cfg, params: dict) -> dict:
 def make_peer_model(cfg, hp: dict, total_steps: int):
     """The notebook's LightningModule (benchmarks/throughput.py) with a trial's dropout, margin, learning
     rate, warmup and the config's schedule, and agreement computed at the end of each validation."""
-    import pytorch_lightning as pl  # noqa: F401
     import torch
     from throughput import NotebookModel
     from torch import nn
@@ -297,7 +299,9 @@ def run_ray_guide(cfg, log: EventLog, seed: int, out: Path) -> None:
         def on_trial_result(self, iteration, trials, trial, result, **info):
             log.add(trial.trial_id, float(result["agreement"]))
 
-    ray.init(log_to_driver=False)  # as Tuner would start it, dashboard included
+    # As Tuner would start it (dashboard included), but always a new local instance: never a cluster
+    # that `ray start` left running on this machine.
+    ray.init(address="local", log_to_driver=False)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(train_fn, data=data), {"cpu": 1}),
         tune_config=tune.TuneConfig(
@@ -370,24 +374,6 @@ def time_to_reach(curve: list[tuple[float, float]], value: float) -> float | Non
     return next((t for t, best in curve if best >= value), None)
 
 
-def compare(events: dict[str, list[dict]], budget_s: float) -> list[dict]:
-    """Per peer: its final best, when it got there, when pairtune got there, the ratio."""
-    ours = best_so_far(events.get("pairtune", []))
-    rows = []
-    for system, got in events.items():
-        if system == "pairtune":
-            continue
-        curve = best_so_far(got)
-        if not curve:
-            rows.append({"peer": system, "peer_best": None, "peer_s": None, "pairtune_s": None, "ratio": None})
-            continue
-        peer_s, best = curve[-1]
-        ours_s = time_to_reach(ours, best)
-        rows.append({"peer": system, "peer_best": best, "peer_s": peer_s, "pairtune_s": ours_s,
-                     "ratio": peer_s / ours_s if ours_s else None})
-    return rows
-
-
 def step_ratios(events: dict[str, list[dict]]) -> list[dict]:
     """At each point where a peer's best so far rose: when the peer got there, when pairtune reached the
     same value, the ratio. One validation's agreement is noisy (benchmark folds: about +-0.017 at 95% on
@@ -401,6 +387,20 @@ def step_ratios(events: dict[str, list[dict]]) -> list[dict]:
             ours_s = time_to_reach(ours, value)
             rows.append({"peer": system, "value": value, "peer_s": peer_s, "pairtune_s": ours_s,
                          "ratio": peer_s / ours_s if ours_s else None})
+    return rows
+
+
+def compare(events: dict[str, list[dict]]) -> list[dict]:
+    """Per peer: its final best (its last rise), when it got there, when pairtune got there, the ratio."""
+    steps = step_ratios(events)
+    rows = []
+    for system in events:
+        if system == "pairtune":
+            continue
+        mine = [r for r in steps if r["peer"] == system]
+        last = mine[-1] if mine else {"value": None, "peer_s": None, "pairtune_s": None, "ratio": None}
+        rows.append({"peer": system, "peer_best": last["value"], "peer_s": last["peer_s"],
+                     "pairtune_s": last["pairtune_s"], "ratio": last["ratio"]})
     return rows
 
 
@@ -494,7 +494,7 @@ def worker(args) -> None:
 def report(out: Path, events: dict[str, list[dict]], args) -> None:
     budget_s = args.budget_min * 60
     write_outputs(out, events, budget_s)
-    rows = compare(events, budget_s)
+    rows = compare(events)
     (out / "comparison.json").write_text(json.dumps(rows, indent=2))
     print(summary_table(events, rows, budget_s))
     print(f"\n{out}/curves.csv, curves.png, comparison.json; {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "

@@ -36,7 +36,7 @@ def test_each_peer_is_timed_to_its_own_final_best_and_pairtune_to_the_same_value
         "pairtune": events("pairtune", (100.0, 0.62), (150.0, 0.665), (400.0, 0.69)),
         "empty": [],
     }
-    rows = {r["peer"]: r for r in vs_peers.compare(runs, 1200.0)}
+    rows = {r["peer"]: r for r in vs_peers.compare(runs)}
     assert set(rows) == {"notebook", "ray_guide", "empty"}
     assert rows["notebook"] == {"peer": "notebook", "peer_best": 0.66, "peer_s": 900.0, "pairtune_s": 150.0, "ratio": 6.0}
     # never reached by pairtune: no ratio, and the table says so rather than inventing one
@@ -70,6 +70,8 @@ def test_the_peers_refuse_a_space_they_cannot_vary_before_anything_runs(vs_peers
     cfg = vs_peers.load_config(config, ["search.space.model.pooling={choice: [mean, cls]}"])
     with pytest.raises(SystemExit, match="model.pooling"):
         vs_peers.peer_space(cfg)
+    with pytest.raises(SystemExit, match="onecycle"):
+        vs_peers.peer_space(vs_peers.load_config(config, ["train.schedule=onecycle"]))
     space = vs_peers.peer_space(vs_peers.load_config(config, []))
     assert sorted(space) == sorted(vs_peers.PEER_KEYS)
     assert vs_peers.hyper(vs_peers.load_config(config, []), {"train.lr": 3e-5})["train.lr"] == 3e-5
