@@ -50,8 +50,6 @@ def default_mlflow_uri(run: Path | str) -> str:
     return f"sqlite:///{storage.driver_dir(run).resolve() / MLFLOW_DB}"
 
 
-
-
 def wandb_callback(project: str, group: str, mode: str, directory: str, entity: str | None = None):
     """One W&B run per trial, kept by the driver (WandbTrials below)."""
     from ray.tune.logger import LoggerCallback

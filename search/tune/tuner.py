@@ -35,7 +35,7 @@ from search.tune.interrupt import StopSignals
 from search.tune.metrics import metrics_callback
 from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
-from search.tune.scheduler import make_scheduler
+from search.tune.scheduler import make_scheduler, time_attr
 from search.tune.searcher import extendable, make_searcher
 from search.tune.tracking import tracking_callbacks
 
@@ -237,7 +237,6 @@ def rung_points(run, cfg: PairtuneConfig) -> dict[str, list[tuple[float, float]]
     """Each trial's (time, value of the searched metric) in the order it reported them, time in ASHA's
     unit (search.time_attr): what ASHA saw."""
     from search.runs.results import ITERATION, read_run
-    from search.tune.scheduler import time_attr
 
     attr = time_attr(cfg)
     points = {}
