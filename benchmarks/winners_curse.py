@@ -103,9 +103,11 @@ def main() -> None:
 
     print("\n| trial | role | search value | seed | retrained | difference |")
     print("| --- | --- | --- | --- | --- | --- |")
+    member_ids = {m["trial_id"] for m in members}
+    places = {f["trial_id"]: i + 1 for i, f in enumerate(found)}
     for trial_id, seed, search_value, value, _ in rows:
-        role = ("best" if trial_id == found[0]["trial_id"] else "") + (" + member" if trial_id in {m["trial_id"] for m in members} else "")
-        role = role.strip(" +") or f"#{next(i for i, f in enumerate(found) if f['trial_id'] == trial_id) + 1} on the leaderboard"
+        tags = [tag for tag, on in (("best", places[trial_id] == 1), ("member", trial_id in member_ids)) if on]
+        role = " + ".join(tags) or f"#{places[trial_id]} on the leaderboard"
         same = " (the search's)" if seed == base.train.seed else ""
         print(f"| {trial_id} | {role} | {search_value:.4f} | {seed}{same} | {value:.4f} | {value - search_value:+.4f} |")
 
