@@ -4,6 +4,7 @@
     storage.py   local paths and s3:// / gs:// URIs alike; claiming a run; checkpoint pruning
     study.py     the Optuna study kept in the run as a journal file (optuna-dashboard reads it)
     results.py   the one reader of trials' result.json records
+    intervals.py each trial's 95% interval and its paired comparison with the best (leaderboard columns)
     export.py    best.yaml, leaderboard and summary of a finished (or running) search
     status.py    `pairtune status`: the live leaderboard
     report.py    `pairtune report`: curves, best so far, importances, ASHA's stops, index.html
