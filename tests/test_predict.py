@@ -166,6 +166,27 @@ def test_predict_rejects_bad_input_clearly(case, message, ensemble, tmp_path, ca
     assert not (tmp_path / "s.csv").exists()
 
 
+def test_predict_warns_of_empty_texts_and_repeated_ids_naming_file_and_rows(tmp_path, caplog):
+    """Both are scorable, so they are warnings, not errors: every row still gets its score, in order. A
+    repeated id is worth saying before the scores go anywhere that needs unique ids (a Kaggle submission)."""
+    import logging
+
+    from search.recipes.predict import read_texts
+
+    csv = tmp_path / "comments.csv"
+    csv.write_text("comment_id,text\n7,you idiot\n8,\n7,thanks\n9,ok\n9,ok again\n9,fine\n")
+    with caplog.at_level(logging.WARNING, logger="search"):
+        frame = read_texts(csv)
+    assert frame.comment_id.tolist() == ["7", "8", "7", "9", "9", "9"]  # nothing dropped or merged
+    assert f"{csv}: rows with an empty text: 1; they are scored as empty texts" in caplog.text
+    assert f"{csv}: ids on more than one row: 2 (5 rows): '7' on rows 2, 4; '9' on rows 5, 6, 7; each row" in caplog.text
+    caplog.clear()
+    csv.write_text("comment_id,text\n1,a\n2,b\n")
+    with caplog.at_level(logging.WARNING, logger="search"):
+        read_texts(csv)
+    assert caplog.text == ""
+
+
 def test_train_rejects_unknown_folds(config_path, capsys):
     assert main(["train", str(config_path), "--folds", "0,5"]) == 2
     assert "--folds 0,5: folds must be in 0..1" in capsys.readouterr().err

@@ -131,7 +131,15 @@ def read_texts(path: str | Path, id_column: str = "comment_id", text_column: str
         raise DataError(f"{path}: header only, no texts to score")
     empty = int((frame[text_column].str.strip() == "").sum())
     if empty:
-        log.warning("%s: %d rows have an empty text; they are scored as empty texts", path, empty)
+        log.warning("%s: rows with an empty text: %d; they are scored as empty texts", path, empty)
+    ids = frame[id_column]
+    repeated = ids[ids.duplicated(keep=False)]
+    if len(repeated):  # scorable, but worth saying before the scores go where ids must be unique (a submission)
+        rows = repeated.groupby(repeated, sort=False).groups  # id -> its row indices, in file order
+        shown = [f"{i!r} on rows {', '.join(str(r + 2) for r in list(at)[:5])}{', ...' if len(at) > 5 else ''}"
+                 for i, at in list(rows.items())[:5]]
+        log.warning("%s: ids on more than one row: %d (%d rows): %s%s; each row keeps its own score, so the output "
+                    "repeats them too", path, len(rows), len(repeated), "; ".join(shown), "; ..." if len(rows) > 5 else "")
     return frame[[id_column, text_column]]
 
 
