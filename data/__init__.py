@@ -1,6 +1,6 @@
 """Pair-vote data: reading CSVs, leak-free folds, tokenising each unique text once.
 
-    pairs.py     reading pair-vote CSVs (less, more, optional worker / group columns)
+    pairs.py     reading pair-vote CSVs (less, more, and the optional worker column: annotation groups)
     scores.py    scored texts and multi-label rows, turned into pair votes inside each fold
     folds.py     leak-free folds: no text on both sides of a fold
     tokens.py    each unique text tokenised once; cheap padded batches from the result
