@@ -31,10 +31,16 @@ class DataError(ValueError):
 MAX_ROWS_LISTED = 10  # bad rows named one by one; the rest are counted
 
 
+def csv_row(index: int) -> int:
+    """The row number a message names for the frame's row `index`: the CSV line number (+1 for the
+    header, +1 as rows count from 1)."""
+    return index + 2
+
+
 def row_lines(path, rows: np.ndarray, what) -> list[str]:
-    """One line per bad row (CSV line numbers: +1 for the header, +1 as rows count from 1), the first
-    MAX_ROWS_LISTED of them, then a count of the rest. `what(i)` describes row i's problem."""
-    lines = [f"{path}: row {i + 2}: {what(i)}" for i in rows[:MAX_ROWS_LISTED].tolist()]
+    """One line per bad row (csv_row numbers), the first MAX_ROWS_LISTED of them, then a count of the
+    rest. `what(i)` describes row i's problem."""
+    lines = [f"{path}: row {csv_row(i)}: {what(i)}" for i in rows[:MAX_ROWS_LISTED].tolist()]
     if len(rows) > MAX_ROWS_LISTED:
         lines.append(f"{path}: ... and {len(rows) - MAX_ROWS_LISTED} more such rows")
     return lines

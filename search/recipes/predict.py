@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from data import DataError, tokenize_texts
-from data.pairs import _read_frame
+from data.pairs import _read_frame, csv_row
 from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, load_tokenizer_for, missing_files
 from model.precision import cuda_usable
 from model.scoring import score_tokens
@@ -136,7 +136,7 @@ def read_texts(path: str | Path, id_column: str = "comment_id", text_column: str
     repeated = ids[ids.duplicated(keep=False)]
     if len(repeated):  # scorable, but worth saying before the scores go where ids must be unique (a submission)
         rows = repeated.groupby(repeated, sort=False).groups  # id -> its row indices, in file order
-        shown = [f"{i!r} on rows {', '.join(str(r + 2) for r in list(at)[:5])}{', ...' if len(at) > 5 else ''}"
+        shown = [f"{i!r} on rows {', '.join(str(csv_row(r)) for r in list(at)[:5])}{', ...' if len(at) > 5 else ''}"
                  for i, at in list(rows.items())[:5]]
         log.warning("%s: ids on more than one row: %d (%d rows): %s%s; each row keeps its own score, so the output "
                     "repeats them too", path, len(rows), len(repeated), "; ".join(shown), "; ..." if len(rows) > 5 else "")
