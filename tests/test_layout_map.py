@@ -36,8 +36,8 @@ def rooms_in(block: str) -> dict[str, set[str]]:
     room = None
     for line in block.splitlines():
         if line and not line[0].isspace():
-            room = line.split()[0].rstrip("/")
-            line = line[len(line.split()[0]):]
+            first = line.split()[0]
+            room, line = first.rstrip("/"), line[len(first):]
         if room is not None:
             rooms.setdefault(room, set()).update(MODULE.findall(line))
     return rooms
