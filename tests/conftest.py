@@ -206,8 +206,15 @@ def own_environ():
     try:
         yield os.environ
     finally:
+        # Kept: a local Ray started in the test set RAY_AUTH_MODE for the whole process (ray.init
+        # turns token authentication on), and this process's cached Ray config follows it; without
+        # it, a cluster a later test starts from this process (tests/test_node_failure.py) ran
+        # without tokens while this process still sent and required them: its trials died unstarted.
+        auth = os.environ.get("RAY_AUTH_MODE")
         os.environ.clear()
         os.environ.update(saved)
+        if auth is not None:
+            os.environ["RAY_AUTH_MODE"] = auth
 
 
 @pytest.fixture
