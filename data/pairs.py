@@ -91,9 +91,19 @@ def _read_frame(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not valid UTF-8 (byte {e.start}: {e.reason})") from None
     except (pd.errors.ParserError, csv.Error) as e:
-        raise DataError(f"{path}: not a readable CSV ({str(e).strip()})") from None
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline().rstrip("\r\n")
+        hint = _delimiter_hint([header] if "," not in header else header.split(","))
+        raise DataError(f"{path}: not a readable CSV ({str(e).strip()}){hint}") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: no header row") from None
+
+
+def _delimiter_hint(header: list[str]) -> str:
+    """A header read as one column that holds a semicolon, tab or bar: most likely another delimiter."""
+    if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+        return " (the header has a single column: is the delimiter not a comma?)"
+    return ""
 
 
 def _check_columns(frame: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
@@ -104,8 +114,7 @@ def _check_columns(frame: pd.DataFrame, path: Path, wanted: dict[str, str]) -> N
         others = [c for c in have if c not in wanted.values()]  # columns no other role already uses
         hint = difflib.get_close_matches(column, others, n=1, cutoff=0.5)
         extra = f"; did you mean '{hint[0]}'?" if hint else ""
-        if len(have) == 1 and any(sep in have[0] for sep in ";\t|"):
-            extra += " (the header has a single column: is the delimiter not a comma?)"
+        extra += _delimiter_hint(have)
         raise DataError(
             f"{path}: missing column '{column}' (data.{role}_column); columns are {have}{extra}"
         )

@@ -30,6 +30,9 @@ CASES = [
     case("misspelt-column", "missing column 'more_toxic' (data.more_column); columns are ['less_toxic', 'more_toxc']; did you mean 'more_toxc'?",
          csv="less_toxic,more_toxc\na,b\n"),
     case("wrong-delimiter", "is the delimiter not a comma?", csv="less_toxic;more_toxic\na;b\n"),
+    # the same, where a text holds a comma: the CSV reader fails before the columns are looked at
+    case("wrong-delimiter-comma-in-text", "not a readable CSV (Error tokenizing data. C error: Expected 1 fields in line 3, saw 2) "
+         "(the header has a single column: is the delimiter not a comma?)", csv="less_toxic;more_toxic\na;b\nc;d, e\n"),
     case("empty-text", "votes.csv: row 3: empty text in column 'less_toxic'", csv="less_toxic,more_toxic\na,b\n,c\n"),
     case("whitespace-text", "row 2: empty text in column 'more_toxic'", csv="less_toxic,more_toxic\na,   \n"),
     case("all-identical", "every row has the same text on both sides", csv="less_toxic,more_toxic\na,a\nb,b\n"),
