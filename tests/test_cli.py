@@ -97,9 +97,18 @@ def test_train_rejects_fp16_without_gpu(tmp_path, tiny_backbone, run_cli):
     assert_user_error(out, "16-mixed")
 
 
-def test_export_of_a_directory_that_is_not_a_run(tmp_path, run_cli):
-    out = run_cli("export", str(tmp_path))
-    assert_user_error(out, "not a pairtune run directory")
+# Every command that reads a run, with the arguments it needs besides the run.
+RUN_READERS = {"resume": [], "extend": ["--trials", "1"], "export": [], "report": [], "status": [],
+               "ensemble": ["--out", "ens"], "dashboard": ["--port", "0"]}
+
+
+@pytest.mark.parametrize("command", RUN_READERS)
+def test_a_run_that_is_missing_or_not_a_run_is_said_so_the_same_way_by_every_command(command, tmp_path, run_cli):
+    extra = [str(tmp_path / a) if a == "ens" else a for a in RUN_READERS[command]]
+    out = run_cli(command, tmp_path / "no such run", *extra)
+    assert_user_error(out, f"pairtune: error: {tmp_path / 'no such run'}: no such run directory")
+    out = run_cli(command, tmp_path, *extra)
+    assert_user_error(out, f"pairtune: error: {tmp_path}: not a pairtune run directory (no pairtune_config.yaml)")
 
 
 @pytest.mark.parametrize("command", ["check", "search", "train", "baseline", "lr-find", "submit"])

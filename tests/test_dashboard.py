@@ -95,9 +95,9 @@ def test_the_dashboard_lists_the_trials_and_their_intermediate_values_in_a_brows
 def test_a_run_without_a_study_and_a_busy_port_are_clear_errors(shared_run_copy, tmp_path, run_cli):
     (shared_run_copy / study.STUDY_FILE).unlink()
     out = run_cli("dashboard", shared_run_copy)
-    assert out.returncode == 2 and f"{shared_run_copy}: no {study.STUDY_FILE}" in out.stderr
+    assert out.returncode == 2 and f"pairtune: error: {shared_run_copy}: no {study.STUDY_FILE}" in out.stderr
     out = run_cli("dashboard", tmp_path)
-    assert out.returncode == 2 and "not a search run" in out.stderr
+    assert out.returncode == 2 and f"pairtune: error: {tmp_path}: not a pairtune run directory" in out.stderr
     import socket
 
     with socket.socket() as taken:
@@ -106,4 +106,4 @@ def test_a_run_without_a_study_and_a_busy_port_are_clear_errors(shared_run_copy,
         port = taken.getsockname()[1]
         (shared_run_copy / study.STUDY_FILE).write_bytes(b"")
         out = run_cli("dashboard", shared_run_copy, "--port", port)
-    assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
+    assert out.returncode == 2 and f"pairtune: error: cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr

@@ -175,7 +175,7 @@ def test_a_warm_start_that_cannot_work_is_a_clear_error_before_anything_runs(tmp
     from search.tune.preflight import warm_start_problems
 
     space = {"train.lr": {"loguniform": [1e-5, 1e-3]}}
-    assert "not a search run" in warm_start_problems(warm_config(tmp_path / "nowhere", space))[0]
+    assert warm_start_problems(warm_config(tmp_path / "nowhere", space)) == [f"{tmp_path / 'nowhere'}: no such run directory"]
     earlier = earlier_run(tmp_path / "earlier", [({"train.lr": 1e-4, "train.loss": "margin"}, None)], metric="val/loss")
     assert warm_start_problems(warm_config(earlier, space, metric="val/loss")) == [f"{earlier} has no completed trial to start from"]
     assert warm_start_problems(warm_config(earlier, space)) == [

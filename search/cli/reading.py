@@ -4,7 +4,8 @@ Imports neither torch, Ray nor Lightning here; export asks Ray for the best chec
 from __future__ import annotations
 
 import shlex
-import sys
+
+from search.config.parse import ConfigError
 
 
 def _ended_line(summary: dict) -> str:
@@ -99,12 +100,10 @@ def cmd_dashboard(args) -> int:
 
     try:
         server, close = make_dashboard(args.run, args.port)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except FileNotFoundError as e:  # no study in the run: said as every command says a user's error
+        raise ConfigError([str(e)]) from None
     except OSError as e:
-        print(f"error: cannot listen on {HOST}:{args.port} ({e.strerror or e}); choose another with --port", file=sys.stderr)
-        return 2
+        raise ConfigError([f"cannot listen on {HOST}:{args.port} ({e.strerror or e}); choose another with --port"]) from None
     port = server.server_address[1]
     print(f"optuna-dashboard for {args.run}: http://{HOST}:{port}/dashboard/ (this machine only; Ctrl-C stops it)", flush=True)
     try:

@@ -39,8 +39,8 @@ def _refresh(run, path: Path, every_s: float, stop: threading.Event) -> None:
 
 def make_dashboard(run, port: int, refresh_s: float = 30.0):
     """A WSGI server for the run's study on HOST:port (0: any free port), not yet serving, and a
-    function that stops what it started. FileNotFoundError when the run has no study; OSError when
-    the port is taken."""
+    function that stops what it started. ConfigError when `run` is not a run; FileNotFoundError when
+    it has no study; OSError when the port is taken."""
     run = storage.location(run)
     stop = threading.Event()
     copy = Path(tempfile.mkdtemp(prefix="pairtune-dashboard-")) if storage.is_uri(run) else None

@@ -18,7 +18,6 @@ from search.runs import storage
 from search.runs.layout import (
     BEST_YAML,
     CHECKPOINT_SCORE,
-    CONFIG_FILE,
     CPU_SECONDS,
     DATA_FILE,
     EPOCH,
@@ -31,6 +30,7 @@ from search.runs.layout import (
     ended_by,
     load_run_config,
     read_baseline,
+    require_run,
 )
 from search.runs.intervals import add_intervals
 from search.runs.results import read_jsonl, read_run, refuse_damaged
@@ -165,8 +165,7 @@ def export_run(run: str | Path, out_dir: str | Path | None = None) -> Export:
     if not storage.is_uri(run):
         return _export_local(Path(run).expanduser().resolve(), out_dir)
     run = storage.location(run)
-    if not storage.exists(storage.join(run, CONFIG_FILE)):
-        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    require_run(run)
     target = storage.location(out_dir) if out_dir else storage.join(run, EXPORT_DIR)
     with storage.local_view(run) as local:
         exported = _export_local(local, None, shown_as=run, shown_out=target)

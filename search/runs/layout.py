@@ -79,11 +79,20 @@ def read_baseline(run: Path | str) -> dict | None:
     return json.loads(storage.read_text(path)) if storage.exists(path) else None
 
 
+def require_run(run: Path | str) -> None:
+    """ConfigError unless `run` (a directory or URI) holds a pairtune run (CONFIG_FILE): what every
+    command that reads a run says when it does not."""
+    if storage.exists(storage.join(run, CONFIG_FILE)):
+        return
+    if not storage.exists(run):
+        raise ConfigError([f"{run}: no such run directory"])
+    raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+
+
 def load_run_config(run: Path | str) -> PairtuneConfig:
     """The base config a run directory (or URI) keeps (CONFIG_FILE), validated again."""
+    require_run(run)
     path = storage.join(run, CONFIG_FILE)
-    if not storage.exists(path):
-        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
     if storage.is_uri(path):
         return parse_config(yaml.safe_load(storage.read_text(path)), str(path))
     return parse_config(read_yaml(path), str(path))

@@ -12,10 +12,9 @@ import time
 import pandas as pd
 
 from model.metrics import AGREEMENT
-from search.config.parse import ConfigError
 from search.runs import storage
 from search.runs.intervals import interval_text, tied_line
-from search.runs.layout import CONFIG_FILE, load_run_config
+from search.runs.layout import load_run_config, require_run
 
 
 def snapshot(run) -> tuple[pd.DataFrame, str]:
@@ -58,8 +57,7 @@ def finished(board: pd.DataFrame) -> bool:
 
 def watch(run, every_s: float | None, out=print) -> pd.DataFrame:
     """Print the leaderboard once, or every `every_s` seconds until no trial is pending or running."""
-    if not storage.exists(storage.join(storage.location(run), CONFIG_FILE)):
-        raise ConfigError([f"{run}: not a pairtune run directory (no {CONFIG_FILE})"])
+    require_run(storage.location(run))
     while True:
         board, line = snapshot(run)
         out(time.strftime("%H:%M:%S ") + render(board, line))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from search.runs import storage
-from search.runs.layout import CONFIG_FILE, is_run_dir
+from search.runs.layout import require_run
 
 STUDY_FILE = "optuna_study.journal"
 STUDY_STEPS_PER_EPOCH = 1000  # an intermediate value's step: thousandths of an epoch (ASHA's time unit)
@@ -48,11 +48,11 @@ def publish(run) -> None:
 def fetch(run, into: Path | None = None) -> Path:
     """A local journal file of the run's study: the run's own file when it is local; for a run on shared
     storage, its copy there, downloaded to `into` (default: where the driver writes it,
-    replacing what is there). FileNotFoundError, naming the run, when it has none."""
+    replacing what is there). ConfigError when `run` is not a run (layout.require_run);
+    FileNotFoundError, naming the run, when it has no study."""
     if not storage.is_uri(run):
         path = Path(run) / STUDY_FILE
-        if not is_run_dir(Path(run)):
-            raise FileNotFoundError(f"{run}: not a search run (it has no {CONFIG_FILE})")
+        require_run(run)
         if not path.is_file():
             raise FileNotFoundError(f"{run}: no {STUDY_FILE}: the search that wrote this run kept no Optuna study")
         return path
@@ -67,7 +67,7 @@ def fetch(run, into: Path | None = None) -> Path:
 
 def completed_trials(run) -> list:
     """The COMPLETE trials (optuna FrozenTrials) of a run's study, read from a copy for a run on shared
-    storage. FileNotFoundError, naming the run, when it is not a run or has no study."""
+    storage. ConfigError when `run` is not a run; FileNotFoundError, naming the run, when it has no study."""
     import tempfile
 
     import optuna
