@@ -91,6 +91,21 @@ def test_missing_backbone_and_fp16_on_cpu_trials(tmp_path, run_cli):
                       "train.precision: 16-mixed needs GPU trials but search.gpus_per_trial is 0")
 
 
+def test_train_refuses_an_out_it_cannot_write_before_it_reads_the_data(tmp_path, tiny_backbone, run_cli, monkeypatch):
+    """--out under a file failed at the first save, after an epoch of training, with a traceback."""
+    from search.recipes import train
+
+    monkeypatch.setattr(train, "prepare_data", lambda *a, **k: pytest.fail("read the data before checking --out"))
+    blocker = tmp_path / "model.pt"
+    blocker.write_text("a file")
+    path = write_config(tmp_path, {"model": {"backbone": tiny_backbone}})
+    for out in (blocker, blocker / "sub"):
+        result = run_cli("train", str(path), "--out", str(out))
+        assert_user_error(result, f"--out {out}: cannot create it and write there ({blocker} is a file, not a directory)")
+    result = run_cli("train", str(path), "--folds", "all", "--out", str(blocker))
+    assert_user_error(result, f"--out {blocker}: cannot create it and write there")
+
+
 def test_train_rejects_fp16_without_gpu(tmp_path, tiny_backbone, run_cli):
     path = write_config(tmp_path, {"model": {"backbone": tiny_backbone}, "train": {"precision": "16-mixed"}})
     out = run_cli("train", str(path))

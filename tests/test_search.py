@@ -321,3 +321,7 @@ def test_ensemble_of_the_best_trials_is_a_fold_ensemble_predict_takes(search_run
     assert json.loads((tmp_path / "top2" / "ensemble.json").read_text())["ensemble"]["members"] == board.trial_id.iloc[:2].tolist()
     too_many = run_cli("ensemble", str(run), "--out", str(tmp_path / "top99"), "--top", "99")
     assert too_many.returncode == 2 and "--top 99: only" in too_many.stderr and not (tmp_path / "top99").exists()
+    (tmp_path / "a-file").write_text("x")  # an --out that cannot be a directory: said before any model is loaded
+    blocked = run_cli("ensemble", str(run), "--out", str(tmp_path / "a-file"))
+    assert blocked.returncode == 2 and f"--out {tmp_path / 'a-file'}: cannot create it and write there" in blocked.stderr
+    assert "Traceback" not in blocked.stderr

@@ -153,18 +153,28 @@ def has_experiment(run) -> bool:
     return any(n.startswith("experiment_state-") and n.endswith(".json") for n in list_names(run))
 
 
-def probe_writable(directory) -> str | None:
+def probe_writable(directory, keep: bool = True) -> str | None:
     """Create a local directory (mkdir -p) and write and delete a file in it: None when that works,
-    else why not. URIs are not probed here (credentials may exist only on the cluster); claiming the
-    run directory (fresh_run) is their first write, still before Ray starts."""
+    else why not; keep=False removes the directories it made. URIs are not probed here (credentials
+    may exist only on the cluster); claiming the run directory (fresh_run) is their first write,
+    still before Ray starts."""
     if is_uri(directory):
         return None
+    path = Path(directory)
+    made = [p for p in [path, *path.parents] if not p.exists()]  # deepest first
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, not a directory"
     try:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".pairtune-probe-"):
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".pairtune-probe-"):
             pass
     except OSError as e:
         return e.strerror or str(e)
+    finally:
+        for p in made if not keep else []:
+            with contextlib.suppress(OSError):
+                p.rmdir()
     return None
 
 
