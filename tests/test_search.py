@@ -165,6 +165,16 @@ def test_best_checkpoint_reproduces_its_agreement(search_run):
     assert got == pytest.approx(summary["best_agreement"], abs=2 / len(less))
 
 
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_an_out_under_a_file_is_a_clear_error(command, search_run, tmp_path, run_cli):
+    """It was a FileExistsError traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = run_cli(command, str(search_run.run), "--out", str(blocker / "sub"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"pairtune: error: --out {blocker / 'sub'}: cannot create it and write there ({blocker} is a file, not a directory)" in out.stderr
+
+
 def test_export_then_train_round_trip(search_run, tmp_path, run_cli):
     run = search_run.run
     out = run_cli("export", str(run), "--out", str(tmp_path / "exp"))  # in this process: no Ray, no new Python

@@ -93,9 +93,7 @@ def build_ensemble(run: str | Path, out: str | Path, top: int | None = None, ste
     if out.is_dir() and any(out.iterdir()):
         raise ConfigError([f"--out {out}: exists and is not empty; name a new directory"])
     found, (less, more, groups) = candidates(run)
-    why = storage.probe_writable(out, keep=False)
-    if why:
-        raise ConfigError([f"--out {out}: cannot create it and write there ({why})"])
+    storage.require_writable(out, keep=False)  # before any member's model is loaded
     picked = choose_top(found, top) if top is not None else choose_greedy(found, less, more, steps)
     scores = rank_average([found[i]["scores"] for i in picked])
     interval = bootstrap_agreement(scores[None, :], less, more, groups)

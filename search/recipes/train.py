@@ -131,9 +131,7 @@ def _train_config(cfg: PairtuneConfig, out: str | None, folds: list[int] | None,
     preflight(cfg)
     resolve_precision(cfg.train.precision)  # fails now, not after loading data
     out_dir = Path(out or Path("pairtune_train") / cfg.search.name).resolve()
-    why = storage.probe_writable(out_dir, keep=False)  # now: the first save comes after an epoch of training
-    if why:
-        raise ConfigError([f"--out {out_dir}: cannot create it and write there ({why})"])
+    storage.require_writable(out_dir, keep=False)  # now: the first save comes after an epoch of training
     if folds is not None:
         _check_out_dir(out_dir, folds)
         # An earlier run's manifest would make a half-retrained directory look like a whole ensemble

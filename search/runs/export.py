@@ -199,7 +199,7 @@ def _export_local(run: Path, out_dir, shown_as: str | None = None, shown_out=Non
     if checkpoint_path and shown_as:  # the copy's path -> the checkpoint's place in shared storage
         checkpoint_path = str(storage.join(shown_as, *Path(checkpoint_path).relative_to(run).parts))
     out = Path(out_dir) if out_dir else run / EXPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    storage.require_writable(out, flag="--out" if out_dir else "")
     final = shown_out or out
     train = (f"pairtune export {shlex.quote(str(shown))} --out DIR, then pairtune train DIR/{BEST_YAML}" if storage.is_uri(final)
              else f"pairtune train {shlex.quote(str(storage.join(final, BEST_YAML)))}")

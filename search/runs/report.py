@@ -30,6 +30,7 @@ import pandas as pd
 
 from search.config.parse import ConfigError, PairtuneConfig
 from search.config.space import Dimension, searched_dimensions
+from search.runs import storage
 from search.runs.intervals import interval_text, tied_line
 from search.runs.layout import EPOCH, load_run_config
 from search.runs.plots import outcome_style, plot_best_so_far, plot_cost, plot_importances, plot_parameter, plot_progress
@@ -245,7 +246,7 @@ def report_run(run: str | Path, out_dir: str | Path | None = None) -> Report:
     board, curves, intervals = ranked_trials(run, cfg)
 
     out = Path(out_dir) if out_dir else run / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    storage.require_writable(out, flag="--out" if out_dir else "")
     plots, sections, notes = [], [], []
 
     plot_progress(curves, board, metric, out / "progress.png")

@@ -178,6 +178,18 @@ def probe_writable(directory, keep: bool = True) -> str | None:
     return None
 
 
+def require_writable(directory, keep: bool = True, flag: str = "--out") -> None:
+    """probe_writable, or a ConfigError naming the directory (and the option that named it) and why
+    not: for a command's output directory, before the work it would hold is done. keep=False: only
+    checked (the command makes it when it writes)."""
+    why = probe_writable(directory, keep=keep)
+    if why:
+        from search.config.parse import ConfigError
+
+        named = f"{flag} {directory}" if flag else str(directory)
+        raise ConfigError([f"{named}: cannot create it and write there ({why})"])
+
+
 CLAIMS_DIR = ".pairtune_claims"  # on shared storage: one file per search that tried to claim the directory
 CLAIM_SETTLE_S = 2.0  # how long a claimant on shared storage waits for rivals' claims to become visible
 
