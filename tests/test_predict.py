@@ -147,6 +147,8 @@ def test_full_trains_on_all_votes_without_validation(config_path, tmp_path, caps
     ("no_id", "missing column 'comment_id' (--id-column)"),
     ("header_only", "header only, no texts to score"),
     ("not_a_model", "not a model directory"),
+    ("a_run", "run: a search run directory, not a model; predict with its best trial's checkpoint, {tmp}/run/t1/checkpoint_000002"),
+    ("a_trial", "t1: a trial of a search, not a model; predict with its checkpoint, {tmp}/run/t1/checkpoint_000002"),
 ])
 def test_predict_rejects_bad_input_clearly(case, message, ensemble, tmp_path, capsys):
     csv = tmp_path / "comments.csv"
@@ -160,6 +162,16 @@ def test_predict_rejects_bad_input_clearly(case, message, ensemble, tmp_path, ca
     elif case == "not_a_model":
         csv.write_text("comment_id,text\n1,hello\n")
         model = tmp_path
+    elif case in ("a_run", "a_trial"):  # a search's run directory, or one of its trials, given for a model
+        csv.write_text("comment_id,text\n1,hello\n")
+        (tmp_path / "run" / "t1" / "checkpoint_000002").mkdir(parents=True)
+        (tmp_path / "run" / "t1" / "params.json").write_text("{}")
+        (tmp_path / "run" / "pairtune_config.yaml").write_text("search: {name: run}\n")
+        (tmp_path / "run" / "export").mkdir()
+        # exported where the run was before it was moved here: the hint names the checkpoint where it is now
+        (tmp_path / "run" / "export" / "summary.json").write_text(json.dumps({"best_checkpoint": "/moved/from/run/t1/checkpoint_000002"}))
+        model = tmp_path / "run" if case == "a_run" else tmp_path / "run" / "t1"
+        message = message.format(tmp=tmp_path)
     assert main(["predict", str(model), str(csv), "-o", str(tmp_path / "s.csv")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pairtune: error: ") and message in err, err

@@ -32,7 +32,7 @@ from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, 
 from model.precision import cuda_usable
 from model.scoring import score_tokens
 from search.config.parse import ConfigError
-from search.runs.layout import is_run_dir
+from search.runs.layout import EXPORT_DIR, SUMMARY, is_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,20 @@ def find_models(path: str | Path) -> list[Path]:
 
 
 def _not_a_model_dir(path: Path) -> str:
+    if is_run_dir(path):  # a search's run: its trials' checkpoints are models
+        try:
+            best = json.loads((path / EXPORT_DIR / SUMMARY).read_text(encoding="utf-8")).get("best_checkpoint")
+        except (OSError, ValueError, AttributeError):
+            best = None
+        if best and not Path(best).exists():  # the run was moved or copied since its export: where it is now
+            moved = path / Path(best).parent.name / Path(best).name
+            best = moved if moved.is_dir() else None
+        which = f"its best trial's checkpoint, {best}" if best else f"a trial's checkpoint_* directory (`pairtune export {path}` names the best)"
+        return (f"{path}: a search run directory, not a model; predict with {which}, or with an ensemble of its "
+                f"best trials (`pairtune ensemble {path} -o DIR`)")
+    checkpoints = sorted(p for p in path.glob("checkpoint_*") if p.is_dir())
+    if (path / "params.json").is_file() and checkpoints:  # one trial of a search
+        return f"{path}: a trial of a search, not a model; predict with its checkpoint, {checkpoints[-1]}"
     hint = "train one with `pairtune train CONFIG [--folds all]`"
     folds = sorted(p.name for p in path.glob("fold_*") if p.is_dir())
     if folds:  # e.g. `train --folds` stopped before its last fold, or fold directories copied by hand
