@@ -91,6 +91,13 @@ def test_missing_backbone_and_fp16_on_cpu_trials(tmp_path, run_cli):
                       "train.precision: 16-mixed needs GPU trials but search.gpus_per_trial is 0")
 
 
+@pytest.mark.parametrize("seconds", ["-5", "0", "nan"])
+def test_status_watch_needs_a_positive_interval(seconds, tmp_path, run_cli):
+    """--watch -5 printed the board once, then died in time.sleep with a traceback while a search ran."""
+    out = run_cli("status", tmp_path, "--watch", seconds)
+    assert out.returncode == 2 and f"argument --watch: must be more than 0 seconds, got {seconds}" in out.stderr
+
+
 def test_train_refuses_an_out_it_cannot_write_before_it_reads_the_data(tmp_path, tiny_backbone, run_cli, monkeypatch):
     """--out under a file failed at the first save, after an epoch of training, with a traceback."""
     from search.recipes import train

@@ -17,6 +17,17 @@ def add_ray_address_arg(p: argparse.ArgumentParser) -> None:
                    help="Ray cluster address (default: RAY_ADDRESS, set inside a Ray job; else start a local Ray instance)")
 
 
+def positive_seconds(text: str) -> float:
+    """A number of seconds above 0 (an argparse type)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not seconds > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return seconds
+
+
 def print_errors(e: Exception) -> None:
     for line in str(e).splitlines():
         print(f"pairtune: error: {line}", file=sys.stderr)

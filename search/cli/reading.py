@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 
+from search.cli.common import positive_seconds
 from search.config.parse import ConfigError
 
 
@@ -132,7 +133,7 @@ def report_args(p) -> None:
 
 def status_args(p) -> None:
     p.add_argument("run", help="run directory or URI, e.g. s3://bucket/pairtune/jigsaw-roberta")
-    p.add_argument("--watch", type=float, default=None, metavar="SECONDS", help="refresh every SECONDS until the search ends")
+    p.add_argument("--watch", type=positive_seconds, default=None, metavar="SECONDS", help="refresh every SECONDS until the search ends")
 
 
 COMMANDS = {
