@@ -164,7 +164,9 @@ def test_predict_rejects_bad_input_clearly(case, message, ensemble, tmp_path, ca
         model = tmp_path
     elif case in ("a_run", "a_trial"):  # a search's run directory, or one of its trials, given for a model
         csv.write_text("comment_id,text\n1,hello\n")
-        (tmp_path / "run" / "t1" / "checkpoint_000002").mkdir(parents=True)
+        (tmp_path / "run" / "t1" / "checkpoint_000002").mkdir(parents=True)  # its best validation (kept scores) ...
+        (tmp_path / "run" / "t1" / "checkpoint_000002" / "val_scores.npy").write_bytes(b"")
+        (tmp_path / "run" / "t1" / "checkpoint_000003").mkdir()  # ... and a newer, worse one
         (tmp_path / "run" / "t1" / "params.json").write_text("{}")
         (tmp_path / "run" / "pairtune_config.yaml").write_text("search: {name: run}\n")
         (tmp_path / "run" / "export").mkdir()

@@ -32,7 +32,7 @@ from model.checkpoint import ENSEMBLE, FOLD_DIR, is_model_dir, load_checkpoint, 
 from model.precision import cuda_usable
 from model.scoring import score_tokens
 from search.config.parse import ConfigError
-from search.runs.layout import EXPORT_DIR, SUMMARY, is_run_dir
+from search.runs.layout import EXPORT_DIR, SUMMARY, best_scored_checkpoint, is_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def _not_a_model_dir(path: Path) -> str:
                 f"best trials (`pairtune ensemble {path} -o DIR`)")
     checkpoints = sorted(p for p in path.glob("checkpoint_*") if p.is_dir())
     if (path / "params.json").is_file() and checkpoints:  # one trial of a search
-        return f"{path}: a trial of a search, not a model; predict with its checkpoint, {checkpoints[-1]}"
+        best = best_scored_checkpoint(path) or checkpoints[-1]  # its best validation's, else its newest
+        return f"{path}: a trial of a search, not a model; predict with its checkpoint, {best}"
     hint = "train one with `pairtune train CONFIG [--folds all]`"
     folds = sorted(p.name for p in path.glob("fold_*") if p.is_dir())
     if folds:  # e.g. `train --folds` stopped before its last fold, or fold directories copied by hand
