@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+from search.config.parse import ConfigError
+
 # What `export` and `status` need from a run; checkpoints and TensorBoard events stay in storage.
 SKIP_DIRS = ("checkpoint_", "lightning")
 SKIP_FILES = ("events.out.tfevents",)
@@ -172,9 +174,10 @@ def probe_writable(directory, keep: bool = True) -> str | None:
     except OSError as e:
         return e.strerror or str(e)
     finally:
-        for p in made if not keep else []:
-            with contextlib.suppress(OSError):
-                p.rmdir()
+        if not keep:
+            for p in made:
+                with contextlib.suppress(OSError):
+                    p.rmdir()
     return None
 
 
@@ -184,8 +187,6 @@ def require_writable(directory, keep: bool = True, flag: str = "--out") -> None:
     checked (the command makes it when it writes)."""
     why = probe_writable(directory, keep=keep)
     if why:
-        from search.config.parse import ConfigError
-
         named = f"{flag} {directory}" if flag else str(directory)
         raise ConfigError([f"{named}: cannot create it and write there ({why})"])
 
