@@ -8,6 +8,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from model.backbone import load_encoder
 from model.config import ModelConfig, TrainConfig
@@ -29,6 +30,14 @@ def lr_lambda(schedule: str, total_steps: int, warmup_steps: int, floor: float):
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))  # cosine
 
     return f
+
+
+# Attention backends the encoder may use: all but cuDNN's. On a GPU, under fp16 autocast, PyTorch sends
+# attention with a padding mask to cuDNN first, and cuDNN builds an execution plan for every new
+# (texts, length) shape: about 150 ms each on an H200 (torch 2.11; benchmarks/gpu_warmup.py), against
+# 25-30 ms for a whole MiniLM training step. Length-grouped batches are nearly all new shapes in a
+# trial's first epoch, so fp16 trained at a seventh of fp32's speed there. The others have no per-shape cost.
+ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 class PairwiseRanker(pl.LightningModule):
@@ -58,7 +67,8 @@ class PairwiseRanker(pl.LightningModule):
         self.val_targets = None if targets is None else np.asarray(targets, dtype=np.float32)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+        with sdpa_kernel(ATTENTION_BACKENDS):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
         if self.model_cfg.pooling == "cls":
             pooled = hidden[:, 0]
         else:

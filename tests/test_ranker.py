@@ -143,6 +143,18 @@ def test_encoder_trains_with_its_dropout_on(tiny_backbone):
     assert module.training and all(m.training for m in module.encoder.modules())
 
 
+def test_the_encoder_never_runs_cudnn_attention(tiny_backbone):
+    # cuDNN attention builds a plan per new batch shape (~150 ms each on an H200 under fp16): every score
+    # the ranker gives (training, validation, predict) goes through forward, which keeps it out.
+    module = PairwiseRanker(ModelConfig(backbone=tiny_backbone), TrainConfig(), total_steps=1)
+    during = []
+    module.encoder.register_forward_pre_hook(lambda *_: during.append(torch.backends.cuda.cudnn_sdp_enabled()))
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # PyTorch's default, which the ranker leaves as it found it
+    module(torch.ones(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long))
+    assert during == [False]
+    assert torch.backends.cuda.cudnn_sdp_enabled() and torch.backends.cuda.flash_sdp_enabled()
+
+
 def test_nan_loss_stops_the_trial_with_a_clear_error(tiny_backbone, fold_data):
     _, data = fold_data
     cfg = TrainConfig(lr=1e30, epochs=1, gradient_clip_val=None, schedule="constant")
