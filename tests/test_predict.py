@@ -298,9 +298,10 @@ def count_scoring(monkeypatch):
 @pytest.mark.parametrize("case", ["out-is-a-directory", "parent-is-a-file"])
 def test_bad_output_path_is_refused_before_scoring(case, ensemble, texts_csv, tmp_path, run_cli, count_scoring):
     (tmp_path / "file.txt").write_text("not a directory")
-    out = {"out-is-a-directory": tmp_path, "parent-is-a-file": tmp_path / "file.txt" / "sub" / "s.csv"}[case]
+    out, why = {"out-is-a-directory": (tmp_path, "is a directory; give a file name"),
+                "parent-is-a-file": (tmp_path / "file.txt" / "sub" / "s.csv", f"{tmp_path / 'file.txt'} is a file, not a directory")}[case]
     result = run_cli("predict", ensemble, texts_csv[0], "-o", out, "--no-progress")
-    _one_error_line(result, f"-o {out}: ")
+    _one_error_line(result, f"-o {out}: ", why)
     assert count_scoring == []
 
 

@@ -33,6 +33,7 @@ from model.precision import cuda_usable
 from model.scoring import score_tokens
 from search.config.parse import ConfigError
 from search.runs.layout import EXPORT_DIR, SUMMARY, best_scored_checkpoint, is_run_dir
+from search.runs.storage import probe_writable
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,11 @@ def check_output(out_csv: Path, texts_csv: Path) -> None:
             raise ConfigError([f"-o {out_csv}: inside {parent}, {kind}; choose an output outside it"])
     if out.is_dir():
         raise ConfigError([f"-o {out_csv}: is a directory; give a file name, e.g. {out_csv / 'scores.csv'}"])
-    existing = next(p for p in out.parents if p.exists())  # the directory the output will be made in
-    if not existing.is_dir():
-        raise ConfigError([f"-o {out_csv}: {existing} is a file, not a directory"])
-    if not os.access(existing, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise ConfigError([f"-o {out_csv}: not writable (no write permission on {out if out.exists() else existing})"])
+    why = probe_writable(out.parent, keep=False)  # the directory the output will be made in
+    if why:
+        raise ConfigError([f"-o {out_csv}: cannot write there ({why})"])
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ConfigError([f"-o {out_csv}: not writable (no write permission on {out})"])
 
 
 def _protected(directory: Path) -> str | None:
