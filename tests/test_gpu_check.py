@@ -146,3 +146,17 @@ def test_markdown_of_a_gpu_shaped_result():
     assert "| 0 | 400.0 | 300.0 | 0.75 |" in md and "1.51x one trial alone" in md
     assert "| 150 | 0.5000 | 0.4000 | True | True | 65,536 -> 32,768 | 1 |" in md
     assert "## Skipped (time budget)" in md and "NOT this device" not in md
+
+
+@slow
+def test_the_warm_up_diagnostic_times_each_batch_by_shape(quick_check, tmp_path):
+    # benchmarks/gpu_warmup.py found cuDNN attention's per-shape cost on the H200; its CPU mode keeps it runnable.
+    warmup = benchmark_module("gpu_warmup")
+    assert warmup.main(["--cpu", "--quick", "--batches", "3", "--data", str(quick_check.data), "--out", str(tmp_path)]) == 0
+    passes = {p["pass"]: p for p in json.loads((tmp_path / "gpu_warmup-32-true.json").read_text())["passes"]}
+    assert list(passes) == ["same-1", "same-2", "new-seed", "fixed-length"]
+    assert all(p["batches"] == 3 and _finite(p["pairs_per_s"], p["batch_s_sum"]) for p in passes.values())
+    shapes = {name: [tuple(shape) for _, shape in p["per_batch"]] for name, p in passes.items()}
+    assert shapes["same-2"] == shapes["same-1"] and passes["same-2"]["new_shapes"] == 0  # the same batches again
+    assert passes["same-1"]["new_shapes"] == len(set(shapes["same-1"]))
+    assert {length for _, length in shapes["fixed-length"]} == {128}  # every text padded to max_length
