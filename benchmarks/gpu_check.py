@@ -34,8 +34,9 @@ benchmarks/gpu_check_data/:
 
 360 s leaves room for one rerun in a 15-minute device budget (start-up of a minute or two, two runs of
 at most 6 minutes). Measured on 2026-12-04 (benchmarks/README.md): 21-27 s for the gpu tests, 105 s for
-the check (187 s before the ranker kept cuDNN's attention out), 175-230 s for the whole command. The check starts no new measurement after --budget-s (default 210 s) and records what it
-skipped, so a slower machine still ends near that.
+the check (187 s before the ranker kept cuDNN's attention out), 175-230 s for the whole command. The
+check starts no new measurement after --budget-s (default 210 s) and records what it skipped, so a
+slower machine still ends near that.
 """
 
 from __future__ import annotations

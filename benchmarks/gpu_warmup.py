@@ -12,6 +12,7 @@ ranker and Trainer, each pass a fresh Trainer over the same module:
   fixed-length    seed 2's batches with every text padded to max_length: one sequence length only.
 Each pass records every batch's wall time (synchronised) and padded shape, and splits the time between
 batches whose shape this process had not run before and those it had. Writes gpu_warmup-<order>.json.
+What it found on an H200 (cuDNN attention's cost per new shape under fp16) and the fix: benchmarks/README.md.
 """
 
 from __future__ import annotations
