@@ -646,6 +646,12 @@ def run(args, plan: Plan) -> int:
     return 1 if result["errors"] or result["meta"]["forbidden_imports"] else 0
 
 
+def quiet_lightning() -> None:
+    """Lightning's own notices (GPU available, few loader workers) would drown the measurements."""
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def make_plan(args) -> Plan:
     on_cuda = not args.cpu and cuda_usable()
     if not args.cpu and not on_cuda:
@@ -672,8 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_lightning()
     plan = make_plan(args)
     if args.worker is not None:
         worker(args.worker, args.sync, plan)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ import gpu_check as gc_
 import data.loaders as loaders
 from data.loaders import _VoteCollate
 from model.config import TrainConfig
+from model.precision import cuda_usable
 
 
 class BatchClock(pl.Callback):
@@ -46,10 +46,7 @@ class BatchClock(pl.Callback):
     def __init__(self, seen: set):
         self.seen, self.rows = seen, []
 
-    @staticmethod
-    def _sync(module):
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
+    _sync = staticmethod(gc_.StepClock._sync)  # waits for the GPU's queued work before the clock is read
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self._sync(module)
@@ -109,9 +106,8 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "gpu_check_out")
     p.add_argument("--data", type=Path, default=gc_.DATA_DIR)
     args = p.parse_args(argv)
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    on_cuda = not args.cpu and torch.cuda.is_available()
+    gc_.quiet_lightning()
+    on_cuda = not args.cpu and cuda_usable()
     plan = gc_.Plan(on_cuda, args.quick, warmup=0, timed=args.batches, share_timed=0, train_epochs=1, train_votes=None,
                     predict_texts=None, deadline=time.perf_counter() + 1e9)
     _, inputs, _ = gc_.load_data(args.data)
