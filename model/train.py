@@ -167,6 +167,27 @@ def steps_per_epoch(n_train_items: int, cfg: TrainConfig, world: int = 1) -> int
     return max(1, math.ceil(batches / cfg.accumulate_grad_batches))
 
 
+def train_items(data: FoldInputs, cfg: TrainConfig) -> int:
+    """What an epoch goes over: the training votes, or the training texts for a pointwise loss."""
+    return len(data.train_texts) if cfg.loss in POINTWISE_LOSSES else len(data.train_less)
+
+
+def validation_epochs(n_train_items: int, cfg: TrainConfig, world: int = 1) -> list[float]:
+    """The epochs (as each result's `epoch`) at which `fit` validates and reports: every
+    val_every_n_steps optimizer steps counted from each epoch's start, and at each epoch's end.
+    Lightning turns fit's fractional val_check_interval into whole batches as below."""
+    batches = sharded_batch_count(n_train_items, cfg.batch_size, world)
+    per_epoch = steps_per_epoch(n_train_items, cfg, world)
+    every = batches  # per epoch only
+    if cfg.val_every_n_steps:
+        every = max(1, int(batches * min(1.0, cfg.val_every_n_steps * cfg.accumulate_grad_batches / batches)))
+    out = []
+    for epoch in range(cfg.epochs):
+        out += [round(epoch + (b // cfg.accumulate_grad_batches) / per_epoch, 4) for b in range(every, batches, every)]
+        out.append(float(epoch + 1))
+    return out
+
+
 def set_threads(cpus: float | None) -> None:
     """Intra-op threads = the CPUs this process was given (Ray trials get a share of the machine)."""
     if cpus:
@@ -229,7 +250,7 @@ def fit(
     validate = len(data.val_less) > 0
     texts, val_less, val_more = data.val_texts()
     val_dl = text_loader(data.tokens, texts, train_cfg.eval_batch_size, max_length, rank, world) if validate else None
-    per_epoch = steps_per_epoch(len(data.train_texts) if pointwise else len(data.train_less), train_cfg, world)
+    per_epoch = steps_per_epoch(train_items(data, train_cfg), train_cfg, world)
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
     module.set_validation_votes(len(texts), val_less, val_more, None if data.scores is None else data.scores[texts])
     tracker = ValidationCallback(per_epoch, on_result, started_at, monitor, imports_s)

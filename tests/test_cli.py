@@ -8,11 +8,14 @@ import argparse
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from search.cli.main import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def subcommands() -> list[str]:
@@ -171,3 +174,21 @@ def test_search_into_an_unwritable_storage_path_fails_before_ray_starts(tmp_path
     path = write_config(tmp_path, {"data": {"pairs": str(ruddit_pairs)}, "search": {"storage_path": str(blocker / "sub")}})
     out = run_cli("search", str(path))
     assert_user_error(out, f"{path}: search.storage_path: cannot create {blocker / 'sub'}")
+
+
+def test_check_says_when_validations_miss_ashas_rungs(run_cli):
+    """ASHA judges a trial at its first result at or past a rung: `pairtune check` (and `search`, before it
+    starts) names the rungs a trial's validations would reach late. The shipped quickstart reports on its
+    rungs (0.5 and 1.5 epochs); 900 training votes validated every 14 steps miss both."""
+    config = ROOT / "configs" / "quickstart.yaml"
+    shipped = run_cli("check", config)
+    assert shipped.returncode == 0, shipped.stderr[-2000:]
+    assert "warning" not in shipped.stdout
+    late = run_cli("check", config, "--set", "data.max_train_votes=900", "--set", "train.val_every_n_steps=14")
+    assert late.returncode == 0, late.stderr[-2000:]
+    warnings = [x for x in late.stdout.splitlines() if x.startswith("warning: ASHA's rung")]
+    assert len(warnings) == 4, late.stdout[-3000:]  # two rungs, two batch sizes
+    assert ("warning: ASHA's rung at 0.5 epochs comes late for trials with train.batch_size 16: they validate at epochs "
+            "0.2456, 0.4912, 0.7368, 0.9825, ... (900 training votes, train.val_every_n_steps 14), so ASHA first judges "
+            "them at epoch 0.7368") in late.stdout
+    assert "at 1.5 epochs comes late for trials with train.batch_size 32" in late.stdout and "epoch 1.9655" in late.stdout

@@ -11,7 +11,7 @@ from model.config import ModelConfig, TrainConfig
 from model.losses import pairwise_agreement, pairwise_loss
 from model.precision import PrecisionError, resolve_precision
 from model.ranker import PairwiseRanker, lr_lambda
-from model.train import fit
+from model.train import fit, validation_epochs
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,8 @@ def test_training_improves_agreement_and_reports_each_epoch(tiny_backbone, fold_
     module, tracker = fit(ModelConfig(backbone=tiny_backbone), cfg, data, 64, lambda r, m: results.append(r))
     epochs = [r.epoch for r in results]
     assert epochs == sorted(epochs) and epochs[-1] == 2.0 and len(epochs) > 2  # intra-epoch + epoch ends
+    assert epochs[:3] == [round(10 / 29, 4), round(20 / 29, 4), 1.0]  # 900 votes: 29 batches an epoch
+    assert epochs == validation_epochs(len(data.train_less), cfg)  # what a search checks against ASHA's rungs
     assert results[-1].final and not results[0].final
     texts, less, more = data.val_texts()
     for r in results:  # each validation's scores, one per validation text: what a trial keeps of its best

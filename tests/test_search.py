@@ -88,6 +88,12 @@ def test_leaderboard_has_every_trial_and_asha_stopped_some(search_run):
     assert sorted(line.split(": ", 1)[1].split(", ")) == sorted(stopped.trial_id)
     # The notebook-style first point ran as given.
     assert np.isclose(board["param:train.lr"], SHARED_FIRST_LR).any()
+    # Its validations (every 3 of 15 steps) miss ASHA's 0.5-epoch rung: the search said so before it
+    # started, and ASHA stopped trials where that warning said it would judge them.
+    assert "ASHA's rung at 0.5 epochs comes late for trials with train.batch_size 32: they validate at epochs 0.2, 0.4, " \
+           "0.6, 0.8, ... (450 training votes, train.val_every_n_steps 3), so ASHA first judges them at epoch 0.6" \
+           in search_run.out.stderr, search_run.out.stderr[-3000:]
+    assert (stopped.epochs_run == 0.6).all(), stopped.epochs_run.tolist()
 
 
 def test_only_the_best_epoch_is_checkpointed(search_run):

@@ -20,6 +20,7 @@ from search.runs.layout import run_dir
 from search.tune.cluster import cluster_address
 from search.tune.ddp import workers_per_trial
 from search.tune.prepare import prepare_data
+from search.tune.scheduler import late_rungs
 from search.tune.tracking import environment_problems
 
 
@@ -152,4 +153,5 @@ def describe(cfg: PairtuneConfig, prepared: PreparedData) -> str:
         lines.append("  (nothing searched: every trial runs the same config)")
     for i, point in enumerate(s.points_to_evaluate):
         lines.append(f"first trial {i + 1}: {point}")
+    lines += [f"warning: {w}" for w in late_rungs(cfg, prepared, workers_per_trial(s))]
     return "\n".join(lines)

@@ -4,13 +4,18 @@ leaderboard can say which trials ASHA stopped."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from search.config.parse import PairtuneConfig
 from search.config.space import possible_values
 from search.runs import storage
 from search.runs.layout import EPOCH, STOPS_FILE, WALL, run_dir
+
+if TYPE_CHECKING:
+    from data.prepare import PreparedData
 
 SECONDS_RUNGS = 20  # with time_attr seconds there is no last epoch: rungs up to grace * reduction_factor ** 20
 
@@ -43,6 +48,41 @@ def asha_milestones(cfg: PairtuneConfig) -> list[float]:
         return []
     max_t = _max_t(cfg)
     return rung_milestones(min(cfg.search.grace_period, max_t), cfg.search.reduction_factor, max_t)
+
+
+LATE_RUNG = 0.1  # a rung first judged more than this fraction of itself after it is worth a warning
+
+
+def late_rungs(cfg: PairtuneConfig, prepared: PreparedData, world: int = 1) -> list[str]:
+    """Where trials report too long after one of ASHA's rungs (in epochs): ASHA judges a trial at the
+    first result at or past a rung, so a validation that falls just short of it (0.49 epochs for a
+    0.5 rung) moves the decision to the next one. One line per (batch size, rung) affected, over the
+    batch sizes, validation intervals and epochs the search can draw; none with time_attr seconds.
+    world: the processes each trial trains with (data-parallel trials share each batch)."""
+    from model.losses import POINTWISE_LOSSES
+    from model.train import train_items, validation_epochs
+
+    if cfg.search.time_attr == "seconds":
+        return []
+    n_train_items = train_items(prepared.fold_inputs(*next(iter(prepared.tokens))), cfg.train)
+    milestones = asha_milestones(cfg)
+    items = "texts" if cfg.train.loss in POINTWISE_LOSSES else "votes"
+    out = []
+    for batch in possible_values(cfg, "train.batch_size"):
+        for every in possible_values(cfg, "train.val_every_n_steps"):
+            for epochs in possible_values(cfg, "train.epochs"):
+                train = dataclasses.replace(cfg.train, batch_size=int(batch), val_every_n_steps=every, epochs=int(epochs))
+                reports = validation_epochs(n_train_items, train, world)
+                for rung in milestones:
+                    judged = next((e for e in reports if e >= rung - 1e-9), None)
+                    if judged is not None and judged > rung * (1 + LATE_RUNG):
+                        shown = ", ".join(f"{e:g}" for e in reports[:4]) + (", ..." if len(reports) > 4 else "")
+                        out.append(f"ASHA's rung at {rung:g} epochs comes late for trials with train.batch_size {batch}: "
+                                   f"they validate at epochs {shown} ({n_train_items} training {items}, "
+                                   f"train.val_every_n_steps {every}), so ASHA first judges them at epoch {judged:g}. "
+                                   "Choose search.grace_period, reduction_factor or train.val_every_n_steps so that a "
+                                   "validation lands on each rung")
+    return list(dict.fromkeys(out))
 
 
 def _recording_asha():

@@ -35,7 +35,7 @@ from search.tune.interrupt import StopSignals
 from search.tune.metrics import metrics_callback
 from search.tune.preflight import preflight
 from search.tune.prepare import prepare_data
-from search.tune.scheduler import make_scheduler, time_attr
+from search.tune.scheduler import late_rungs, make_scheduler, time_attr
 from search.tune.searcher import extendable, make_searcher
 from search.tune.tracking import tracking_callbacks
 
@@ -256,6 +256,8 @@ def run_search(cfg: PairtuneConfig, address: str | None = None, signals: StopSig
     address = cluster_address(address)
     preflight(cfg, local_cluster=address is None)
     prepared = prepare_data(cfg)  # raises DataError before Ray starts, and before a run directory is claimed
+    for warning in late_rungs(cfg, prepared, ddp.workers_per_trial(cfg.search)):
+        log.warning(warning)
     cfg = fresh_run(cfg)
     directory = write_run_files(cfg, prepared)
     log.info("run directory: %s (watch its trials: pairtune dashboard %s)", directory, shlex.quote(str(directory)))
