@@ -5,6 +5,7 @@ leaderboard can say which trials ASHA stopped."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -51,37 +52,36 @@ def asha_milestones(cfg: PairtuneConfig) -> list[float]:
 
 
 LATE_RUNG = 0.1  # a rung first judged more than this fraction of itself after it is worth a warning
+LATE_RUNG_KEYS = ("batch_size", "accumulate_grad_batches", "val_every_n_steps", "epochs", "loss")  # when a trial validates
 
 
 def late_rungs(cfg: PairtuneConfig, prepared: PreparedData, world: int = 1) -> list[str]:
     """Where trials report too long after one of ASHA's rungs (in epochs): ASHA judges a trial at the
     first result at or past a rung, so a validation that falls just short of it (0.49 epochs for a
-    0.5 rung) moves the decision to the next one. One line per (batch size, rung) affected, over the
-    batch sizes, validation intervals and epochs the search can draw; none with time_attr seconds.
-    world: the processes each trial trains with (data-parallel trials share each batch)."""
+    0.5 rung) moves the decision to the next one. One line per setting and rung affected, over every
+    value of the keys that decide when a trial validates (LATE_RUNG_KEYS) the search can draw; none
+    with time_attr seconds. world: the processes each trial trains with (they share each batch)."""
     from model.losses import POINTWISE_LOSSES
     from model.train import train_items, validation_epochs
 
     if cfg.search.time_attr == "seconds":
         return []
-    n_train_items = train_items(prepared.fold_inputs(*next(iter(prepared.tokens))), cfg.train)
-    milestones = asha_milestones(cfg)
-    items = "texts" if cfg.train.loss in POINTWISE_LOSSES else "votes"
+    data = prepared.fold_inputs(*next(iter(prepared.tokens)))  # any tokenisation: the counts are the same
     out = []
-    for batch in possible_values(cfg, "train.batch_size"):
-        for every in possible_values(cfg, "train.val_every_n_steps"):
-            for epochs in possible_values(cfg, "train.epochs"):
-                train = dataclasses.replace(cfg.train, batch_size=int(batch), val_every_n_steps=every, epochs=int(epochs))
-                reports = validation_epochs(n_train_items, train, world)
-                for rung in milestones:
-                    judged = next((e for e in reports if e >= rung - 1e-9), None)
-                    if judged is not None and judged > rung * (1 + LATE_RUNG):
-                        shown = ", ".join(f"{e:g}" for e in reports[:4]) + (", ..." if len(reports) > 4 else "")
-                        out.append(f"ASHA's rung at {rung:g} epochs comes late for trials with train.batch_size {batch}: "
-                                   f"they validate at epochs {shown} ({n_train_items} training {items}, "
-                                   f"train.val_every_n_steps {every}), so ASHA first judges them at epoch {judged:g}. "
-                                   "Choose search.grace_period, reduction_factor or train.val_every_n_steps so that a "
-                                   "validation lands on each rung")
+    for values in itertools.product(*(possible_values(cfg, f"train.{k}") for k in LATE_RUNG_KEYS)):
+        chosen = {k: v if k == "loss" or v is None else int(v) for k, v in zip(LATE_RUNG_KEYS, values)}
+        train = dataclasses.replace(cfg.train, **chosen)
+        n = train_items(data, train)
+        reports = validation_epochs(n, train, world)
+        for rung in asha_milestones(cfg):
+            judged = next((e for e in reports if e >= rung - 1e-9), None)
+            if judged is not None and judged > rung * (1 + LATE_RUNG):
+                shown = ", ".join(f"{e:g}" for e in reports[:4]) + (", ..." if len(reports) > 4 else "")
+                out.append(f"ASHA's rung at {rung:g} epochs comes late for trials with train.batch_size {train.batch_size}: "
+                           f"they validate at epochs {shown} ({n} training {'texts' if train.loss in POINTWISE_LOSSES else 'votes'}, "
+                           f"train.val_every_n_steps {train.val_every_n_steps}), so ASHA first judges them at epoch {judged:g}. "
+                           "Choose search.grace_period, reduction_factor or train.val_every_n_steps so that a "
+                           "validation lands on each rung")
     return list(dict.fromkeys(out))
 
 
