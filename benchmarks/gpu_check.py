@@ -77,12 +77,13 @@ from data.loaders import FoldInputs, text_loader, train_loader
 from data.pairs import read_pairs
 from data.tokens import TokenizedTexts, tokenize_texts
 from model.config import ModelConfig, TrainConfig
+from model.epochs import steps_per_epoch
 from model.losses import spearman
 from model.metrics import AGREEMENT
 from model.precision import cuda_usable, resolve_precision
 from model.ranker import PairwiseRanker
 from model.scoring import score_tokens
-from model.train import _trainer, steps_per_epoch
+from model.train import _trainer
 
 log = logging.getLogger("gpu_check")
 

@@ -5,6 +5,7 @@
     intervals.py   the agreement rule's hits (strictly greater) and bootstrap intervals (numpy only)
     ranker.py      the LightningModule: encoder, pooling, scoring head, optimizer and schedule
     train.py       fit(): one config on one fold, for `pairtune train` and every search trial
+    epochs.py      steps per epoch and when fit validates, in epochs (no Lightning)
     backbone.py    encoders by hub id, local directory or alias (minilm)
     precision.py   fp16 / bf16 / fp32 for the hardware a trial got
     checkpoint.py  saving and loading a model directory (weights_only)

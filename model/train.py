@@ -17,11 +17,11 @@ import torch
 from data.loaders import (
     FoldInputs,
     scored_text_loader,
-    sharded_batch_count,
     text_loader,
     train_loader,
 )
 from model.config import ModelConfig, TrainConfig
+from model.epochs import steps_per_epoch, train_items
 from model.losses import POINTWISE_LOSSES
 from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.precision import cuda_usable, resolve_precision
@@ -158,34 +158,6 @@ class ResumeBatches(pl.Callback):
         if done >= trainer.num_training_batches:  # saved at the epoch's last batch: the next epoch starts afresh
             return
         trainer.train_dataloader.batch_sampler.set_epoch(loop.epoch_progress.current.processed, skip=done)
-
-
-def steps_per_epoch(n_train_items: int, cfg: TrainConfig, world: int = 1) -> int:
-    """Optimizer steps per epoch over n training votes (or texts, for a pointwise loss), with `world`
-    data-parallel processes sharing each batch (see data.loaders.ShardedBatches)."""
-    batches = sharded_batch_count(n_train_items, cfg.batch_size, world)
-    return max(1, math.ceil(batches / cfg.accumulate_grad_batches))
-
-
-def train_items(data: FoldInputs, cfg: TrainConfig) -> int:
-    """What an epoch goes over: the training votes, or the training texts for a pointwise loss."""
-    return len(data.train_texts) if cfg.loss in POINTWISE_LOSSES else len(data.train_less)
-
-
-def validation_epochs(n_train_items: int, cfg: TrainConfig, world: int = 1) -> list[float]:
-    """The epochs (as each result's `epoch`) at which `fit` validates and reports: every
-    val_every_n_steps optimizer steps counted from each epoch's start, and at each epoch's end.
-    Lightning turns fit's fractional val_check_interval into whole batches as below."""
-    batches = sharded_batch_count(n_train_items, cfg.batch_size, world)
-    per_epoch = steps_per_epoch(n_train_items, cfg, world)
-    every = batches  # per epoch only
-    if cfg.val_every_n_steps:
-        every = max(1, int(batches * min(1.0, cfg.val_every_n_steps * cfg.accumulate_grad_batches / batches)))
-    out = []
-    for epoch in range(cfg.epochs):
-        out += [round(epoch + (b // cfg.accumulate_grad_batches) / per_epoch, 4) for b in range(every, batches, every)]
-        out.append(float(epoch + 1))
-    return out
 
 
 def set_threads(cpus: float | None) -> None:

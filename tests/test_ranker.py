@@ -11,7 +11,8 @@ from model.config import ModelConfig, TrainConfig
 from model.losses import pairwise_agreement, pairwise_loss
 from model.precision import PrecisionError, resolve_precision
 from model.ranker import PairwiseRanker, lr_lambda
-from model.train import fit, validation_epochs
+from model.epochs import validation_epochs
+from model.train import fit
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def late_rungs(cfg: PairtuneConfig, prepared: PreparedData, world: int = 1) -> l
     value of the keys that decide when a trial validates (LATE_RUNG_KEYS) the search can draw; none
     with time_attr seconds. world: the processes each trial trains with (they share each batch)."""
     from model.losses import POINTWISE_LOSSES
-    from model.train import train_items, validation_epochs
+    from model.epochs import train_items, validation_epochs
 
     if cfg.search.time_attr == "seconds":
         return []
