@@ -133,3 +133,14 @@ def test_status_help_imports_neither_torch_ray_nor_lightning():
                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_check_imports_neither_ray_nor_lightning():
+    """`pairtune check` runs before anything expensive: it tokenises (torch, transformers), and says when
+    validations miss ASHA's rungs (model/epochs.py), without Ray or Lightning."""
+    code = ("import sys\nfrom search.cli.main import main\nmain(['check', 'configs/quickstart.yaml'])\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "['torch']"
