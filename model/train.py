@@ -21,7 +21,7 @@ from data.loaders import (
     train_loader,
 )
 from model.config import ModelConfig, TrainConfig
-from model.epochs import steps_per_epoch, train_items
+from model.epochs import steps_per_epoch, train_items, val_check_interval
 from model.losses import POINTWISE_LOSSES
 from model.metrics import AGREEMENT, METRIC_MODES, VAL_LOSS
 from model.precision import cuda_usable, resolve_precision
@@ -226,9 +226,7 @@ def fit(
     module = PairwiseRanker(model_cfg, train_cfg, total_steps=per_epoch * train_cfg.epochs)
     module.set_validation_votes(len(texts), val_less, val_more, None if data.scores is None else data.scores[texts])
     tracker = ValidationCallback(per_epoch, on_result, started_at, monitor, imports_s)
-    val_interval = 1.0
-    if train_cfg.val_every_n_steps and validate:
-        val_interval = min(1.0, train_cfg.val_every_n_steps * train_cfg.accumulate_grad_batches / len(train_dl))
+    val_interval = val_check_interval(len(train_dl), train_cfg) if validate else 1.0
     shown = progress_callbacks(progress) if progress else []
     trainer = _trainer(train_cfg, on_cuda, precision, distributed, _callbacks(train_cfg, tracker, validate, monitor) + shown,
                        val_interval, validate, len(train_dl), logger=logger,

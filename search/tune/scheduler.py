@@ -60,11 +60,12 @@ def late_rungs(cfg: PairtuneConfig, prepared: PreparedData, world: int = 1) -> l
     first result at or past a rung, so a validation that falls just short of it (0.49 epochs for a
     0.5 rung) moves the decision to the next one. One line per setting and rung affected, over every
     value of the keys that decide when a trial validates (LATE_RUNG_KEYS) the search can draw; none
-    with time_attr seconds. world: the processes each trial trains with (they share each batch)."""
+    with time_attr seconds or without ASHA. world: the processes each trial trains with (they share each batch)."""
     from model.losses import POINTWISE_LOSSES
     from model.epochs import train_items, validation_epochs
 
-    if cfg.search.time_attr == "seconds":
+    milestones = asha_milestones(cfg)
+    if cfg.search.time_attr == "seconds" or not milestones:
         return []
     data = prepared.fold_inputs(*next(iter(prepared.tokens)))  # any tokenisation: the counts are the same
     out = []
@@ -73,7 +74,7 @@ def late_rungs(cfg: PairtuneConfig, prepared: PreparedData, world: int = 1) -> l
         train = dataclasses.replace(cfg.train, **chosen)
         n = train_items(data, train)
         reports = validation_epochs(n, train, world)
-        for rung in asha_milestones(cfg):
+        for rung in milestones:
             judged = next((e for e in reports if e >= rung - 1e-9), None)
             if judged is not None and judged > rung * (1 + LATE_RUNG):
                 shown = ", ".join(f"{e:g}" for e in reports[:4]) + (", ..." if len(reports) > 4 else "")
