@@ -39,12 +39,14 @@ def local_ray():
 
     import ray
 
+    from search.tune.tuner import LOCAL_RAY_CONFIG
+
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         ray.shutdown()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,  # never a `ray start` cluster
-             _system_config={"metrics_report_interval_ms": int(METRICS_PUSH_S * 1000)})
+             _system_config={**LOCAL_RAY_CONFIG, "metrics_report_interval_ms": int(METRICS_PUSH_S * 1000)})
     yield
     ray.shutdown()
 

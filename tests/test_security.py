@@ -1,5 +1,6 @@
 """Configs are read with a safe YAML loader; checkpoints load as weights only."""
 
+import os
 import pickle
 
 import pytest
@@ -43,8 +44,35 @@ def test_checkpoints_round_trip_and_refuse_pickled_code(tmp_path, tiny_backbone)
     assert "weights_only" not in str(err.value)
 
 
+def worker_processes_under(pid: int) -> list[str]:
+    """Ray worker processes descended from `pid` (a driver that started Ray: its raylet is a child), by
+    command line: `python .../default_worker.py ...` while it starts, `ray::IDLE` once idle."""
+    from pathlib import Path
+
+    parent, command = {}, {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (proc / "stat").read_text()
+            parent[int(proc.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
+            command[int(proc.name)] = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, ValueError):  # ended meanwhile
+            pass
+
+    def under(p):
+        while p > 1:
+            p = parent.get(p, 0)
+            if p == pid:
+                return True
+        return False
+
+    def worker(argv):  # python .../default_worker.py ... (the raylet's own command line names it too)
+        return argv[0].startswith("ray::IDLE") or any(a.endswith("default_worker.py") for a in argv[:2])
+
+    return [" ".join(c) for p, c in command.items() if under(p) and worker(c)]
+
+
 @pytest.mark.slow  # starts a local Ray
-def test_local_ray_dashboard_is_loopback_only_and_needs_the_token():
+def test_local_ray_dashboard_is_loopback_only_and_needs_the_token_and_no_worker_waits_idle():
     import socket
     import urllib.error
     import urllib.request
@@ -71,6 +99,8 @@ def test_local_ray_dashboard_is_loopback_only_and_needs_the_token():
         assert not other.startswith("127."), other
         with pytest.raises(OSError):
             socket.create_connection((other, int(port)), timeout=3).close()
+        # No idle worker processes started in advance: Tune never runs a trial in one (LOCAL_RAY_CONFIG).
+        assert worker_processes_under(os.getpid()) == []
     finally:
         ray.shutdown()
 
