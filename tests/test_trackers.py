@@ -73,6 +73,14 @@ def test_mlflow_store_has_each_trials_agreement(tracked_run):
     last = {t.name: _results(t)[-1][AGREEMENT] for t in trials}
     got = {t: r.data.metrics[AGREEMENT] for t, r in by_trial.items() if t not in errored}
     assert got == pytest.approx(last)
+    for trial in trials:  # every result, at its training_iteration, one timestamp for all its numbers
+        results = _results(trial)
+        run_id = by_trial[trial.name].info.run_id
+        history = sorted(client.get_metric_history(run_id, AGREEMENT), key=lambda m: m.step)
+        assert [m.step for m in history] == [r["training_iteration"] for r in results]
+        assert [m.value for m in history] == pytest.approx([r[AGREEMENT] for r in results])
+        losses = sorted(client.get_metric_history(run_id, "val/loss"), key=lambda m: m.step)
+        assert [m.timestamp for m in losses] == [m.timestamp for m in history]
 
 
 def test_summary_has_the_baseline(tracked_run):

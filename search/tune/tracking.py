@@ -4,8 +4,8 @@ TensorBoard: every trial writes event files (Lightning's TensorBoardLogger in TR
 train/loss, val/loss and val/agreement per step; Ray Tune's own logger adds the reported results in
 TRIAL/events.out.tfevents.*), so `tensorboard --logdir RUN` shows every trial's curves.
 
-Weights & Biases runs through wandb_callback (below) and MLflow through Ray's MLflowLoggerCallback, one
-run per trial, both on the driver; the `search.tracking` section and its checks are in
+Weights & Biases runs through wandb_callback (below) and MLflow through mlflow_callback (Ray's
+MLflowLoggerCallback, logging a result in one call), one run per trial, both on the driver; the `search.tracking` section and its checks are in
 search/config/tracking.py.
 
 Credentials never go in the config: W&B reads WANDB_API_KEY or `wandb login`; MLflow reads its own
@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import numbers
 import os
+import time
 from pathlib import Path
 
 from search.runs import storage
@@ -124,10 +125,36 @@ def tracking_callbacks(tracking: dict, run: Path | str, name: str) -> list:
         callbacks.append(wandb_callback(w["project"], w.get("group") or name, w.get("mode") or "online",
                                         str(storage.driver_dir(run)), w.get("entity")))
     if "mlflow" in tracking:
-        from ray.air.integrations.mlflow import MLflowLoggerCallback
-
         m = tracking["mlflow"] or {}
         uri = m.get("tracking_uri") or default_mlflow_uri(run)
-        callbacks.append(MLflowLoggerCallback(tracking_uri=uri, experiment_name=m.get("experiment_name") or name,
-                                              tags=m.get("tags") or None, save_artifact=False))
+        callbacks.append(mlflow_callback(uri, m.get("experiment_name") or name, m.get("tags") or None))
     return callbacks
+
+
+def mlflow_callback(uri: str, experiment_name: str, tags: dict | None):
+    """One MLflow run per trial, kept by the driver: Ray's MLflowLoggerCallback, each result logged in one call."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class MLflowTrials(MLflowLoggerCallback):
+        """Ray's callback logs each number of a result in a call of its own, after a query that the run
+        exists: with the run's SQLite store about 30 transactions a result, all in the driver's loop
+        (benchmarks/mlflow_logging.py). Here a result is one log_batch, with the same numbers (Ray's rule
+        for which values are metrics), the same step and one timestamp. As the W&B callback's, a
+        failure is logged, never raised."""
+
+        def log_trial_result(self, iteration, trial, result):
+            from mlflow.entities import Metric
+            from ray._private.dict import flatten_dict
+            from ray.air.constants import TRAINING_ITERATION
+            from ray.tune.result import TIMESTEPS_TOTAL
+
+            step = result.get(TIMESTEPS_TOTAL) or result[TRAINING_ITERATION]
+            values = self.mlflow_util._parse_dict(flatten_dict(result))
+            now = int(time.time() * 1000)
+            try:
+                self.mlflow_util._get_client().log_batch(
+                    self._trial_runs[trial], metrics=[Metric(k, v, now, step) for k, v in values.items()])
+            except Exception as e:  # noqa: BLE001 (MLflow's errors are many; none may stop the search)
+                log.warning("MLflow: a result of trial %s was not logged: %s: %s", trial, type(e).__name__, e)
+
+    return MLflowTrials(tracking_uri=uri, experiment_name=experiment_name, tags=tags, save_artifact=False)
