@@ -11,6 +11,9 @@ gpu_check_prepare.py copies into benchmarks/gpu_check_data/, ignored by git, wit
   MiniLM-shaped and a roberta-base-shaped encoder built from a config (random weights: no downloads,
   and speed does not depend on the weights), batch 32, max_length 128 and 256, `train.texts_per_forward`
   null and 16: pairs/s, real (non-pad) tokens/s, useful TFLOP/s and its share of the fp16 dense peak;
+- the Jigsaw notebook's training loop on the same device (benchmarks/throughput.py's NotebookDataset and
+  NotebookModel, with the notebook's loader: batch 32, 2 workers, pinned memory; fp16 as the notebook,
+  and fp32) for both shapes at max_length 128, beside pairtune's rows: the training gap on a GPU (issue 17);
 - peak GPU memory per setting, hence how many trials fit on one GPU (`gpus_per_trial: 1/k`), and two
   trial processes sharing the GPU (what `gpus_per_trial: 0.5` does): each one's pairs/s alone, then both
   together, their timed windows aligned by a barrier;
@@ -20,8 +23,8 @@ gpu_check_prepare.py copies into benchmarks/gpu_check_data/, ignored by git, wit
 - the predict scoring path on CUDA (tokenise once, length-sorted batches, autocast, inference_mode):
   model.scoring.score_tokens, which `pairtune predict` scores through.
 
-Imports: only data/, model/, torch, Lightning, transformers, pandas and numpy (no search/, Ray or
-Optuna; the JSON lists any that got imported). No network, no pretrained weights. Writes
+Imports: only data/, model/, benchmarks/throughput.py's notebook loop, torch, Lightning, transformers,
+pandas and numpy (no search/, Ray or Optuna; the JSON lists any that got imported). No network, no pretrained weights. Writes
 gpu_check.json and gpu_check.md into --out (default benchmarks/gpu_check_out/, ignored), after
 every section, so a run stopped by its time limit still leaves what it measured.
 
@@ -206,8 +209,13 @@ class StepClock(pl.Callback):
         self.batches += 1
         if self.batches <= self.warmup:
             return
-        masks = [m for _, m in batch["chunks"]] if "chunks" in batch else [batch["attention_mask"]]
-        self.pairs += len(batch["less"])
+        if "chunks" in batch:
+            masks = [m for _, m in batch["chunks"]]
+        elif "attention_mask" in batch:
+            masks = [batch["attention_mask"]]
+        else:  # the notebook's: each pair's two texts, each padded to max_length
+            masks = [batch["more_toxic_mask"], batch["less_toxic_mask"]]
+        self.pairs += len(batch["less"]) if "less" in batch else len(batch["target"])
         self.padded += sum(m.numel() for m in masks)
         self.lengths += [m.sum(1) for m in masks]  # (U,) real tokens per text, left on the device
         self._sync(module)
@@ -309,6 +317,69 @@ def throughput(plan: Plan, inputs: FoldInputs, peak_tflops: float, report, error
             rows.append(row)
             report()
         del template
+    return rows
+
+
+# ---------------------------------------------------------------- 1b. the Jigsaw notebook's loop on the same device
+NOTEBOOK_MAX_LENGTH, NOTEBOOK_WORKERS = 128, 2  # the notebook's CONFIG: max_length 128, num_workers 2
+
+
+def notebook_setting(shape: dict, inputs: FoldInputs, texts, tokenizer, precision: str, plan: Plan, peak_tflops: float) -> dict:
+    """The notebook's training loop (benchmarks/throughput.py's NotebookDataset and NotebookModel: each
+    pair's texts tokenised on access and padded to max_length, two forward passes through the pooler
+    output, MarginRankingLoss) with the notebook's loader (batch 32, shuffled, 2 workers, pinned memory)
+    and Trainer (one device, `precision`), over the same training votes as pairtune's rows."""
+    from throughput import NotebookDataset, NotebookModel
+    from torch.utils.data import DataLoader
+    from transformers import BertConfig, BertModel
+
+    n_batches = plan.warmup + plan.timed
+    votes = with_votes(inputs, n_batches * BATCH)
+    _fresh_memory(plan.on_cuda)
+    torch.manual_seed(0)
+    module = NotebookModel("built from a config", encoder=BertModel(BertConfig(**shape)))  # with the pooler the notebook reads
+    data = NotebookDataset([texts[i] for i in votes.train_less], [texts[i] for i in votes.train_more], tokenizer,
+                           NOTEBOOK_MAX_LENGTH)
+    loader = DataLoader(data, batch_size=BATCH, shuffle=True, num_workers=NOTEBOOK_WORKERS, pin_memory=plan.on_cuda,
+                        drop_last=True)
+    clock = StepClock(plan.warmup)
+    trainer = pl.Trainer(accelerator="gpu" if plan.on_cuda else "cpu", devices=1, precision=precision, max_steps=n_batches,
+                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, train_dataloaders=loader)
+    lengths = clock.real_lengths()
+    flops = train_flops(lengths, non_embedding_params(module.model), shape["num_hidden_layers"], shape["hidden_size"])
+    row = {"precision": precision, "max_length": NOTEBOOK_MAX_LENGTH, "batch_size": BATCH, "timed_batches": plan.timed,
+           "seconds": round(clock.seconds, 4), "pairs_per_s": clock.pairs / clock.seconds,
+           "real_tokens_per_s": float(lengths.sum()) / clock.seconds, "real_token_share": float(lengths.sum()) / clock.padded,
+           "useful_tflops": flops / clock.seconds / 1e12, "peak_share": flops / clock.seconds / 1e12 / peak_tflops,
+           "losses_finite": bool(np.isfinite(clock.losses).all())}
+    if plan.on_cuda:
+        row["peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+    del module, clock, trainer
+    _fresh_memory(plan.on_cuda)
+    return row
+
+
+def notebook(plan: Plan, inputs: FoldInputs, texts, tokenizer, peak_tflops: float, report, errors: list) -> list[dict]:
+    """The notebook's loop for each encoder shape and precision (its own is fp16 on a GPU), beside pairtune's rows."""
+    rows = []
+    for (name, shape), precision in itertools.product(plan.shapes().items(), plan.precisions):
+        what = f"notebook {name} {precision} max_length {NOTEBOOK_MAX_LENGTH}"
+        if not plan.time_left(what):
+            continue
+        try:
+            row = {"encoder": name, **notebook_setting(shape, inputs, texts, tokenizer, precision, plan, peak_tflops)}
+        except Exception:
+            log.exception("%s failed", what)
+            errors.append(f"{what}: {traceback.format_exc(limit=8)}")
+            _fresh_memory(plan.on_cuda)
+            continue
+        log.info("%s: %.1f pairs/s, %.2f TFLOP/s", what, row["pairs_per_s"], row["useful_tflops"])
+        rows.append(row)
+        report()
     return rows
 
 
@@ -513,6 +584,24 @@ def _throughput_table(rows: list[dict]) -> list[str]:
     return _table("Training throughput (batch 32, AdamW, real texts)", header, table)
 
 
+def _notebook_table(rows: list[dict], ours: list[dict]) -> list[str]:
+    """The notebook's rows beside pairtune's at the same encoder and max_length (texts_per_forward null, as
+    the GPU configs set): at the same precision, and at pairtune's faster one."""
+    mine = {(r["encoder"], r["precision"]): r["pairs_per_s"] for r in ours
+            if r["max_length"] == NOTEBOOK_MAX_LENGTH and r["texts_per_forward"] is None}
+    header = ["encoder", "precision", "notebook pairs/s", "real share", "useful TFLOP/s", "pairtune pairs/s, same precision",
+              "pairtune / notebook", "pairtune's best precision / notebook"]
+    table = []
+    for r in rows:
+        same = mine.get((r["encoder"], r["precision"]))
+        best = max((v for (e, _), v in mine.items() if e == r["encoder"]), default=None)
+        table.append([r["encoder"], r["precision"], _fmt(r["pairs_per_s"]), _pct(r["real_token_share"]), _fmt(r["useful_tflops"], 2),
+                      _fmt(same), f"{same / r['pairs_per_s']:.2f}x" if same else "-",
+                      f"{best / r['pairs_per_s']:.2f}x" if best else "-"])
+    return _table(f"The Jigsaw notebook's training loop on the same device (batch 32, max_length {NOTEBOOK_MAX_LENGTH}, "
+                  f"{NOTEBOOK_WORKERS} loader workers)", header, table)
+
+
 def _sharing_lines(share: dict) -> list[str]:
     s = share["setting"]
     rows = [[a["worker"], _fmt(a["pairs_per_s"]), _fmt(t["pairs_per_s"]), f"{t['pairs_per_s'] / a['pairs_per_s']:.2f}"]
@@ -533,6 +622,8 @@ def markdown(result: dict) -> str:
     lines = [f"# GPU check ({m['mode']}), {m['date']}", "", about, ""]
     if result.get("throughput"):
         lines += _throughput_table(result["throughput"])
+    if result.get("notebook"):
+        lines += _notebook_table(result["notebook"], result.get("throughput") or [])
     if result.get("sharing"):
         lines += _sharing_lines(result["sharing"])
     if result.get("scores"):
@@ -616,6 +707,8 @@ def run(args, plan: Plan) -> int:
     try:
         result["throughput"] = section(result, "throughput", out, throughput, plan, inputs, peak,
                                        functools.partial(write_report, result, out), result["errors"]) or []
+        result["notebook"] = section(result, "notebook", out, notebook, plan, inputs, texts, tokenizer, peak,
+                                     functools.partial(write_report, result, out), result["errors"]) or []
         module, result["training_run"] = section(result, "training run", out, training_run, plan, inputs) or (None, None)
         val_fp32 = None
         if module is not None and plan.time_left("scores minilm-shaped"):

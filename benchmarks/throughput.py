@@ -78,11 +78,13 @@ class NotebookDataset(Dataset):
 
 
 class NotebookModel(pl.LightningModule):
-    def __init__(self, backbone: str):
+    def __init__(self, backbone: str, encoder=None):
+        """`encoder`: one built from a config (benchmarks/gpu_check.py), with its pooler, instead of `backbone`'s."""
         super().__init__()
         from transformers import AutoModel
 
-        self.model = AutoModel.from_pretrained(resolve_backbone(backbone))  # with its pooler, as the notebook
+        # With its pooler, as the notebook.
+        self.model = encoder if encoder is not None else AutoModel.from_pretrained(resolve_backbone(backbone))
         self.drop = nn.Dropout(p=0.2)
         self.fc = nn.Linear(self.model.config.hidden_size, 1)
         self.criterion = nn.MarginRankingLoss(margin=0.5)

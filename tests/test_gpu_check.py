@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,19 @@ def test_throughput_has_every_setting_with_finite_rates(quick_check):
 
 
 @slow
+def test_the_notebooks_loop_runs_beside_pairtunes_rows(quick_check):
+    rows = quick_check.result["notebook"]
+    assert {(r["encoder"], r["precision"]) for r in rows} == set(itertools.product(ENCODERS, ("32-true",)))
+    for r in rows:
+        assert r["max_length"] == 128 and r["batch_size"] == 32 and r["losses_finite"], r
+        assert _finite(r["pairs_per_s"], r["real_tokens_per_s"], r["useful_tflops"]) and r["pairs_per_s"] > 0, r
+        assert 0 < r["real_token_share"] < 1, r  # every text padded to max_length: some of it is padding
+    for encoder in ENCODERS:  # beside pairtune's row of the same encoder, precision and max_length
+        assert re.search(rf"\| {encoder} \| 32-true \| [\d,.]+ \| [\d.]+% \| [\d.]+ \| [\d,.]+ \| [\d.]+x \| [\d.]+x \|",
+                         quick_check.markdown), quick_check.markdown
+
+
+@slow
 def test_fp32_vs_reduced_precision_scores_and_the_training_run(quick_check):
     scores = {s["encoder"]: s for s in quick_check.result["scores"]}
     assert set(scores) == set(ENCODERS)
@@ -106,11 +120,11 @@ def test_two_worker_processes_alone_and_together(quick_check):
 @slow
 def test_markdown_has_every_table_and_row(quick_check):
     md = quick_check.markdown
-    for heading in ("## Training throughput", "## Two trial processes sharing", "## Reduced-precision validation scores",
-                    "## Training run", "## Predict scoring path"):
+    for heading in ("## Training throughput", "## The Jigsaw notebook's training loop", "## Two trial processes sharing",
+                    "## Reduced-precision validation scores", "## Training run", "## Predict scoring path"):
         assert heading in md
     for encoder in ENCODERS:
-        assert md.count(f"| {encoder} | 32-true |") == 4
+        assert md.count(f"| {encoder} | 32-true |") == 4 + 1  # pairtune's four settings, the notebook's one
     assert "nan" not in md.lower() and "## Errors" not in md
     assert md.strip() in quick_check.stdout  # the table is printed too
 
@@ -138,9 +152,13 @@ def test_markdown_of_a_gpu_shaped_result():
                          "scale_last": 32768.0, "scale_drops": 1},
         "predict": {"texts": 2629, "autocast": "fp16", "texts_per_s_auto": 9000.0, "texts_per_s_fp32": 4000.0,
                     "max_abs_diff_auto_vs_fp32": 1e-3, "spearman_auto_vs_fp32": 0.9999, "max_abs_diff_fp32_vs_validation": 1e-7},
+        "notebook": [{"encoder": "minilm-shaped", "precision": "16-mixed", "max_length": 128, "pairs_per_s": 100.0,
+                      "real_token_share": 0.35, "useful_tflops": 10.0}],
         "errors": [], "skipped": ["sharing"],
     }
     md = benchmark_module("gpu_check").markdown(result)
+    # pairtune's fp16 row is 4.00x the notebook's fp16 one; its fp32 row is slower, so its best is the fp16 one
+    assert "| minilm-shaped | 16-mixed | 100.0 | 35.0% | 10.00 | 400.0 | 4.00x | 4.00x |" in md
     assert "| minilm-shaped | 16-mixed | 128 | - | 400.0 | 2.00x | 100,000 | 60.0% | 50.00 | 5.0% | 900 | 1,000 | 18 | 0.0556 |" in md
     assert "| minilm-shaped | 32-true | 128 | - | 200.0 | - |" in md
     assert "| 0 | 400.0 | 300.0 | 0.75 |" in md and "1.51x one trial alone" in md
