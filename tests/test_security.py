@@ -1,4 +1,6 @@
-"""Configs are read with a safe YAML loader; checkpoints load as weights only."""
+"""Configs are read with a safe YAML loader; checkpoints load as weights only; the local Ray pairtune
+starts serves its dashboard on loopback, with a token (and, checked on the same start, keeps no idle
+worker processes)."""
 
 import os
 import pickle

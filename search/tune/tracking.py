@@ -5,8 +5,8 @@ train/loss, val/loss and val/agreement per step; Ray Tune's own logger adds the 
 TRIAL/events.out.tfevents.*), so `tensorboard --logdir RUN` shows every trial's curves.
 
 Weights & Biases runs through wandb_callback (below) and MLflow through mlflow_callback (Ray's
-MLflowLoggerCallback, logging a result in one call), one run per trial, both on the driver; the `search.tracking` section and its checks are in
-search/config/tracking.py.
+MLflowLoggerCallback, logging a result in one call), one run per trial, both on the driver; the
+`search.tracking` section and its checks are in search/config/tracking.py.
 
 Credentials never go in the config: W&B reads WANDB_API_KEY or `wandb login`; MLflow reads its own
 environment variables.
@@ -148,8 +148,8 @@ def mlflow_callback(uri: str, experiment_name: str, tags: dict | None):
             from ray.air.constants import TRAINING_ITERATION
             from ray.tune.result import TIMESTEPS_TOTAL
 
-            step = result.get(TIMESTEPS_TOTAL) or result[TRAINING_ITERATION]
-            values = self.mlflow_util._parse_dict(flatten_dict(result))
+            step = result.get(TIMESTEPS_TOTAL) or result[TRAINING_ITERATION]  # as Ray's
+            values = self.mlflow_util._parse_dict(flatten_dict(result))  # Ray's own (private) helpers, as its callback uses them
             now = int(time.time() * 1000)
             try:
                 self.mlflow_util._get_client().log_batch(

@@ -151,10 +151,10 @@ def fresh_run(cfg: PairtuneConfig) -> PairtuneConfig:
     return cfg
 
 
-# Ray starts one idle worker process per CPU (up to the machine's cores) when the first driver connects,
-# for tasks to come; Tune never runs a trial in one (each trial actor gets a process of its own:
-# measured with Ray 2.60), so in a local search they only cost memory (about 80 MB each) and a CPU-second
-# each to start.
+# When the first driver connects, Ray starts idle worker processes for tasks to come (one per core here:
+# two on 2 cores, also with num_cpus=8); Tune never runs a trial in one (each trial actor gets a process
+# of its own: measured with Ray 2.60), so in a local search they only cost memory (about 80 MB each)
+# and a CPU-second each to start. tests/test_security.py checks that a local Ray has none.
 LOCAL_RAY_CONFIG = {"prestart_worker_first_driver": False}
 
 
@@ -171,7 +171,8 @@ def start_ray(address: str | None):
         # through `ray dashboard cluster.yaml`); a local Ray also turns token authentication on.
         # Without an address, "local" starts a new instance, as documented: a bare ray.init() would
         # join a cluster that `ray start` left running on this machine instead.
-        kwargs = {} if address else {"include_dashboard": True, "dashboard_host": "127.0.0.1", "_system_config": LOCAL_RAY_CONFIG}
+        kwargs = {} if address else {"include_dashboard": True, "dashboard_host": "127.0.0.1",
+                                     "_system_config": LOCAL_RAY_CONFIG}
         return ray.init(address=address or "local", log_to_driver=True, **kwargs)
     return None
 
