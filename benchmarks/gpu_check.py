@@ -262,6 +262,17 @@ def cuda_context_mib() -> float:
     return (total - free - torch.cuda.memory_reserved()) / 2**20
 
 
+def clock_rates(clock: StepClock, encoder, shape: dict, peak_tflops: float) -> dict:
+    """What a timed training window gave: pairs and real tokens per second, the real tokens' share of
+    what the encoder was fed, useful TFLOP/s (real tokens only) and its share of the peak."""
+    lengths = clock.real_lengths()
+    flops = train_flops(lengths, non_embedding_params(encoder), shape["num_hidden_layers"], shape["hidden_size"])
+    return {"seconds": round(clock.seconds, 4), "pairs_per_s": clock.pairs / clock.seconds,
+            "real_tokens_per_s": float(lengths.sum()) / clock.seconds, "real_token_share": float(lengths.sum()) / clock.padded,
+            "useful_tflops": flops / clock.seconds / 1e12, "peak_share": flops / clock.seconds / 1e12 / peak_tflops,
+            "losses_finite": bool(np.isfinite(clock.losses).all())}
+
+
 def measure_setting(template, shape: dict, inputs: FoldInputs, precision: str, max_length: int, chunk: int | None,
                     plan: Plan, peak_tflops: float) -> dict:
     cfg = TrainConfig(batch_size=BATCH, texts_per_forward=chunk, precision=precision, epochs=1)
@@ -270,14 +281,8 @@ def measure_setting(template, shape: dict, inputs: FoldInputs, precision: str, m
     module = ranker(copy.deepcopy(template), cfg, n_batches)
     clock = StepClock(plan.warmup)
     fit_batches(module, with_votes(inputs, n_batches * BATCH), cfg, max_length, plan, [clock])
-    lengths = clock.real_lengths()
-    flops = train_flops(lengths, non_embedding_params(module.encoder), shape["num_hidden_layers"], shape["hidden_size"])
     row = {"precision": precision, "max_length": max_length, "texts_per_forward": chunk, "batch_size": BATCH,
-           "timed_batches": plan.timed, "seconds": round(clock.seconds, 4),
-           "pairs_per_s": clock.pairs / clock.seconds, "real_tokens_per_s": float(lengths.sum()) / clock.seconds,
-           "real_token_share": float(lengths.sum()) / clock.padded,
-           "useful_tflops": flops / clock.seconds / 1e12, "peak_share": flops / clock.seconds / 1e12 / peak_tflops,
-           "losses_finite": bool(np.isfinite(clock.losses).all())}
+           "timed_batches": plan.timed, **clock_rates(clock, module.encoder, shape, peak_tflops)}
     if plan.on_cuda:
         row["peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
         row["peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
@@ -349,13 +354,8 @@ def notebook_setting(shape: dict, inputs: FoldInputs, texts, tokenizer, precisio
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(module, train_dataloaders=loader)
-    lengths = clock.real_lengths()
-    flops = train_flops(lengths, non_embedding_params(module.model), shape["num_hidden_layers"], shape["hidden_size"])
     row = {"precision": precision, "max_length": NOTEBOOK_MAX_LENGTH, "batch_size": BATCH, "timed_batches": plan.timed,
-           "seconds": round(clock.seconds, 4), "pairs_per_s": clock.pairs / clock.seconds,
-           "real_tokens_per_s": float(lengths.sum()) / clock.seconds, "real_token_share": float(lengths.sum()) / clock.padded,
-           "useful_tflops": flops / clock.seconds / 1e12, "peak_share": flops / clock.seconds / 1e12 / peak_tflops,
-           "losses_finite": bool(np.isfinite(clock.losses).all())}
+           **clock_rates(clock, module.model, shape, peak_tflops)}
     if plan.on_cuda:
         row["peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
     del module, clock, trainer
