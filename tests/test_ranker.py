@@ -8,10 +8,10 @@ from data import make_fold, read_pairs, subsample_votes, tokenize_texts
 from data.loaders import FoldInputs, _VoteCollate, text_loader
 from model.backbone import load_tokenizer
 from model.config import ModelConfig, TrainConfig
+from model.epochs import validation_epochs
 from model.losses import pairwise_agreement, pairwise_loss
 from model.precision import PrecisionError, resolve_precision
 from model.ranker import PairwiseRanker, lr_lambda
-from model.epochs import validation_epochs
 from model.train import fit
 
 

@@ -61,8 +61,8 @@ def late_rungs(cfg: PairtuneConfig, prepared: PreparedData, world: int = 1) -> l
     0.5 rung) moves the decision to the next one. One line per setting and rung affected, over every
     value of the keys that decide when a trial validates (LATE_RUNG_KEYS) the search can draw; none
     with time_attr seconds or without ASHA. world: the processes each trial trains with (they share each batch)."""
-    from model.losses import POINTWISE_LOSSES
     from model.epochs import train_items, validation_epochs
+    from model.losses import POINTWISE_LOSSES
 
     milestones = asha_milestones(cfg)
     if cfg.search.time_attr == "seconds" or not milestones:
