@@ -179,19 +179,20 @@ def peer_loaders(cfg, data: PeerData, batch_size: int):
     return train, val
 
 
-def val_interval(cfg, n_train: int, batch_size: int):
-    """pairtune's validation cadence in the peers' terms: every train.val_every_n_steps steps (at most an
-    epoch), else once per epoch."""
-    steps = -(-n_train // batch_size)
-    every = cfg.train.val_every_n_steps
-    return min(every, steps) if every else 1.0
-
-
 def peer_trainer(cfg, n_train: int, batch_size: int, callbacks: list):
+    """Lightning's Trainer for a peer, validating at pairtune's cadence by pairtune's own rule
+    (model.epochs.val_check_interval) over the peer's batches (its DataLoader keeps the last, short
+    batch; the peers step at every batch)."""
+    import dataclasses
+
     import pytorch_lightning as pl
 
+    from model.epochs import val_check_interval
+
+    batches = -(-n_train // batch_size)
+    every = val_check_interval(batches, dataclasses.replace(cfg.train, accumulate_grad_batches=1))
     return pl.Trainer(accelerator="cpu", devices=1, precision="32-true", max_epochs=cfg.train.epochs,
-                      val_check_interval=val_interval(cfg, n_train, batch_size), num_sanity_val_steps=0,
+                      val_check_interval=every, num_sanity_val_steps=0,
                       logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                       callbacks=callbacks)
 

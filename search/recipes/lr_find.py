@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from data.loaders import train_loader
+from model.epochs import steps_per_epoch
 from model.precision import cuda_usable, resolve_precision
 from model.progress import ProgressLines
 from model.ranker import PairwiseRanker
@@ -89,14 +90,14 @@ def find_lr(cfg: PairtuneConfig, min_lr: float = 1e-7, max_lr: float = 1e-1, num
     module = _RangeTestRanker(cfg.model, t, total_steps=num_training)
     if progress and not sys.stdout.isatty():
         module.lines = ProgressLines("lr-find", total_steps=num_training)
-    steps_per_epoch = max(1, len(loader) // t.accumulate_grad_batches)
+    per_epoch = steps_per_epoch(len(data.train_less), t)  # optimizer steps, as fit counts them
     with tempfile.TemporaryDirectory() as root, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
         trainer = pl.Trainer(
             accelerator="gpu" if on_cuda else "cpu", devices=1, precision=precision,
-            max_epochs=math.ceil(num_training / steps_per_epoch) + 1,  # small data: the test spans epochs
+            max_epochs=math.ceil(num_training / per_epoch) + 1,  # small data: the test spans epochs
             accumulate_grad_batches=t.accumulate_grad_batches, gradient_clip_val=t.gradient_clip_val,
             num_sanity_val_steps=0, limit_val_batches=0, logger=False, enable_checkpointing=False,
             enable_progress_bar=progress, enable_model_summary=False, default_root_dir=root,
