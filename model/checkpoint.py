@@ -73,11 +73,14 @@ def is_model_dir(directory: str | Path) -> bool:
     return not missing_files(directory)
 
 
-def _encoder_from_config(path: Path):
-    """The encoder's architecture from its saved config, with no pretrained weights (model.pt has them)."""
+def _encoder_from_config(path: Path, pooler: bool = False):
+    """The encoder's architecture from its saved config, with no pretrained weights (model.pt has them);
+    with its pooler when the ranker reads it (model.pooling pooler)."""
     from transformers import AutoConfig, AutoModel
 
     config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if pooler:
+        return AutoModel.from_config(config, add_pooling_layer=True)
     try:
         return AutoModel.from_config(config, add_pooling_layer=False)
     except TypeError:  # architectures without a pooler do not take the argument
@@ -161,8 +164,8 @@ def load_checkpoint(directory: str | Path, map_location: str = "cpu") -> tuple[P
     encoder = None
     if (directory / ENCODER / "config.json").exists():
         try:
-            encoder = _encoder_from_config(directory / ENCODER)
-        except (OSError, ValueError, KeyError):
+            encoder = _encoder_from_config(directory / ENCODER, config["model"].get("pooling") == "pooler")
+        except (OSError, ValueError, KeyError, TypeError):
             raise _damaged(directory / ENCODER / "config.json", "not a readable encoder config") from None
     module = PairwiseRanker(ModelConfig(**config["model"]), TrainConfig(**config["train"]), total_steps=1, encoder=encoder)
     state = _read_weights(directory / WEIGHTS, map_location)

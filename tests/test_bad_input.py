@@ -177,3 +177,50 @@ def _write(tmp_path, config):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def test_pooler_on_a_backbone_without_one_is_refused_before_anything_runs(tmp_path, capsys, tiny_backbone):
+    """model.pooling pooler reads the backbone's pretrained pooler. A BERT saved without its pooler
+    weights and an architecture that has none (DistilBERT) are refused by `pairtune check`, naming the
+    key, also when pooler is only one searched choice; the tiny BERT, which has one, passes. Weights in
+    a .bin file (whose names need the whole file read) are checked when the trial loads them."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel
+
+    from model.backbone import BackboneError, load_encoder
+
+    def backbone(name, model):
+        directory = tmp_path / name
+        model.save_pretrained(directory)
+        for f in Path(tiny_backbone).iterdir():
+            if f.name.startswith(("tokenizer", "vocab", "special")):
+                shutil.copy(f, directory)
+        return directory
+
+    bert = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    no_weights = backbone("no-pooler-weights", BertModel(bert, add_pooling_layer=False))
+    no_pooler = backbone("distil", DistilBertModel(DistilBertConfig(vocab_size=30522, dim=32, n_layers=1, n_heads=2, hidden_dim=64)))
+    weights = f"backbone {no_weights}: its weights have no pooler (it would start from random values)"
+    architecture = f"backbone {no_pooler} (DistilBertModel) has no pooler"
+    cases = [({"backbone": str(no_weights), "pooling": "pooler"}, weights), ({"backbone": str(no_pooler), "pooling": "pooler"}, architecture),
+             ({"backbone": str(no_pooler)}, architecture)]  # the last: pooler one choice of a searched model.pooling
+    capsys.readouterr()
+    for model, expected in cases:
+        search = {} if "pooling" in model else {"space": {"model.pooling": {"choice": ["mean", "pooler"]}}}
+        code = main(["check", str(_write(tmp_path, {"data": {"pairs": str(tmp_path / "votes.csv")}, "model": model,
+                                                    "search": search}))])
+        errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("pairtune: error: ")]
+        assert code == 2 and errors == [f"pairtune: error: {tmp_path / 'c.yaml'}: model.pooling: pooler: {expected}; "
+                                        "use model.pooling mean or cls"], errors
+    (tmp_path / "votes.csv").write_text(GOOD, encoding="utf-8")
+    code = main(["check", str(_write(tmp_path, {"data": {"pairs": str(tmp_path / "votes.csv"), "max_length": 32},
+                                                "model": {"backbone": tiny_backbone, "pooling": "pooler"}}))])
+    assert code == 0, capsys.readouterr().err
+    in_a_bin = backbone("bin", BertModel(bert, add_pooling_layer=False))
+    torch.save(load_file(in_a_bin / "model.safetensors"), in_a_bin / "pytorch_model.bin")  # as older hub models ship
+    (in_a_bin / "model.safetensors").unlink()
+    with pytest.raises(BackboneError, match=r"its weights have no pooler \(pooler\.dense\.(weight|bias)\)"):
+        load_encoder(str(in_a_bin), pooler=True)

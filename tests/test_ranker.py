@@ -30,7 +30,7 @@ def plain_scores(module, tokenizer, texts, max_length):
     return module(enc["input_ids"], enc["attention_mask"])
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize("pooling", ["mean", "cls", "pooler"])
 def test_deduplicated_dynamic_padding_batch_matches_plain_pairs(tiny_backbone, fold_data, pooling):
     votes, data = fold_data
     module = PairwiseRanker(ModelConfig(backbone=tiny_backbone, pooling=pooling), TrainConfig(), total_steps=1).eval()
@@ -47,6 +47,39 @@ def test_deduplicated_dynamic_padding_batch_matches_plain_pairs(tiny_backbone, f
     for kind in ("margin", "logistic"):
         fast, plain = pairwise_loss(kind, fast_more, fast_less), pairwise_loss(kind, plain_more, plain_less)
         assert torch.allclose(fast, plain, atol=1e-6)
+
+
+def test_pooler_pooling_reads_the_backbones_pretrained_pooler_and_survives_a_checkpoint(tiny_backbone, tmp_path):
+    """model.pooling pooler scores head(tanh(W h_cls + b)) with the backbone's own pooler weights (the
+    Jigsaw notebook's pooler output), not a freshly initialised layer, and a saved model keeps it."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from model.checkpoint import load_checkpoint, save_checkpoint
+    from search.config.parse import parse_config
+
+    module = PairwiseRanker(ModelConfig(backbone=tiny_backbone, pooling="pooler"), TrainConfig(), total_steps=1).eval()
+    saved = load_file(Path(tiny_backbone) / "model.safetensors")
+    for part in ("weight", "bias"):
+        key = next(k for k in saved if k.endswith(f"pooler.dense.{part}"))
+        assert torch.equal(getattr(module.encoder.pooler.dense, part), saved[key])
+    tok = load_tokenizer(tiny_backbone)
+    enc = tok(["a kind word", "a much longer and rather rude comment"], padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    with torch.no_grad():
+        first = module.encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+        expected = module.head(torch.tanh(module.encoder.pooler.dense(first))).squeeze(-1)
+        scores = module(ids, mask)
+        cls = PairwiseRanker(ModelConfig(backbone=tiny_backbone, pooling="cls"), TrainConfig(), total_steps=1).eval()
+        cls.head.load_state_dict(module.head.state_dict())
+        assert not torch.allclose(cls(ids, mask), scores)  # the pooler is not the first token as it is
+    assert torch.allclose(scores, expected, atol=1e-6)
+    cfg = parse_config({"model": {"backbone": tiny_backbone, "pooling": "pooler"}}, "mem").to_dict()
+    save_checkpoint(tmp_path / "m", module, cfg, {}, tokenizer=tok)
+    loaded, _ = load_checkpoint(tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(loaded(ids, mask), scores)
 
 
 def test_validation_scores_each_text_once_and_matches_per_vote_scoring(tiny_backbone, fold_data):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from data.prepare import PreparedData
-from model.backbone import BackboneError, resolve_backbone
+from model.backbone import BackboneError, pooler_problem, resolve_backbone
 from search.config.parse import ConfigError, PairtuneConfig
 from search.config.space import fixed_values, possible_values, searched_dimensions
 from search.runs import storage
@@ -76,6 +76,8 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
             problems.append(
                 f"{cfg.source}: data.max_length: {longest} tokens, but backbone {backbone} has {positions} positions"
             )
+        if "pooler" in possible_values(cfg, "model.pooling") and (problem := pooler_problem(backbone)):
+            problems.append(f"{cfg.source}: model.pooling: pooler: {problem}")
     for precision in possible_values(cfg, "train.precision"):
         if precision == "16-mixed" and cfg.search.gpus_per_trial == 0:
             problems.append(
