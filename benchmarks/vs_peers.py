@@ -17,7 +17,9 @@ size, warmup and dropout searched; the config's first point tried first by all t
              TuneReportCheckpointCallback at each validation, Ray's stock OptunaSearch and
              ASHAScheduler (grace 1 validation, reduction factor 2, as the guide), two concurrent
              trials of one CPU each.
-- pairtune:  `pairtune search CONFIG` as shipped, with search.time_budget_s set to the budget.
+- pairtune:  `pairtune search CONFIG` as shipped, with search.time_budget_s set to the budget and
+             model.pooling pooler: the peers' model (the notebook's pooler output), so that the three
+             systems train one model.
 
 Each system runs in its own process, its clock starting when that process is launched (imports, Ray's
 start and data preparation count). The peers train with the same optimizer (AdamW, the config's
@@ -54,6 +56,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 DEFAULT_CONFIG = ROOT / "benchmarks" / "ruddit_minilm_30min.yaml"
 SYSTEMS = ("notebook", "ray_guide", "pairtune")
 # The keys the peers can vary (each means the same there as in pairtune); a config searching others is refused.
+# The model all three train: the notebook's, which scores the encoder's pooler output (pairtune's trials
+# read the same pretrained pooler with model.pooling pooler), so that the systems differ, not the models.
+PEER_MODEL = "model.pooling=pooler"
 PEER_KEYS = ("train.lr", "train.margin", "train.batch_size", "train.warmup_ratio", "model.dropout")
 CSV_FIELDS = ("system", "elapsed_s", "trial", "agreement")
 
@@ -325,7 +330,7 @@ def run_ray_guide(cfg, log: EventLog, seed: int, out: Path) -> None:
 # ---------------------------------------------------------------- (c) pairtune
 def run_pairtune(config: Path, overrides: list[str], out: Path, budget_s: float) -> float:
     """`pairtune search` as a user runs it; the time of its launch (its clock's start)."""
-    sets = [*overrides, f"search.time_budget_s={budget_s}", f"search.storage_path={out / 'pairtune'}",
+    sets = [*overrides, PEER_MODEL, f"search.time_budget_s={budget_s}", f"search.storage_path={out / 'pairtune'}",
             "search.name=vs_peers"]
     start = time.time()
     cmd = [sys.executable, "-m", "search.cli", "search", str(config)] + [a for s in sets for a in ("--set", s)]
