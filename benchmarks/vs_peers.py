@@ -59,6 +59,7 @@ SYSTEMS = ("notebook", "ray_guide", "pairtune")
 # The model all three train: the notebook's, which scores the encoder's pooler output (pairtune's trials
 # read the same pretrained pooler with model.pooling pooler), so that the systems differ, not the models.
 PEER_MODEL = "model.pooling=pooler"
+DECIMALS = 6  # of an agreement in the event files; time_to_reach compares at this precision
 PEER_KEYS = ("train.lr", "train.margin", "train.batch_size", "train.warmup_ratio", "model.dropout")
 CSV_FIELDS = ("system", "elapsed_s", "trial", "agreement")
 
@@ -217,7 +218,7 @@ class EventLog:
         if now >= self.deadline:
             return
         with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([self.system, f"{now - self.start:.2f}", trial, f"{value:.6f}"])
+            csv.writer(f).writerow([self.system, f"{now - self.start:.2f}", trial, f"{value:.{DECIMALS}f}"])
 
 
 # ---------------------------------------------------------------- (a) the notebook in a plain Optuna study
@@ -376,8 +377,10 @@ def best_so_far(events: list[dict]) -> list[tuple[float, float]]:
 
 
 def time_to_reach(curve: list[tuple[float, float]], value: float) -> float | None:
-    """First elapsed time at which the best so far is at least `value`; None when never."""
-    return next((t for t, best in curve if best >= value), None)
+    """First elapsed time at which the best so far is at least `value`; None when never. Compared at the
+    DECIMALS the event files keep (a peer's logged 0.703575 is pairtune's 2421/3441 = 0.7035745...; two
+    agreements on fewer than 500,000 votes that differ do so by more than that)."""
+    return next((t for t, best in curve if round(best, DECIMALS) >= round(value, DECIMALS)), None)
 
 
 def step_ratios(events: dict[str, list[dict]]) -> list[dict]:
@@ -445,7 +448,7 @@ def write_outputs(out: Path, events: dict[str, list[dict]], budget_s: float) -> 
             best = float("-inf")
             for e in sorted(got, key=lambda e: e["elapsed_s"]):
                 best = max(best, e["agreement"])
-                w.writerow([system, e["elapsed_s"], e["trial"], f"{e['agreement']:.6f}", f"{best:.6f}"])
+                w.writerow([system, e["elapsed_s"], e["trial"], f"{e['agreement']:.{DECIMALS}f}", f"{best:.{DECIMALS}f}"])
     import matplotlib
 
     matplotlib.use("Agg")

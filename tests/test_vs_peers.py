@@ -27,6 +27,9 @@ def test_best_so_far_keeps_only_the_events_that_raised_it_in_time_order(vs_peers
     assert vs_peers.best_so_far(got) == [(10.0, 0.55), (30.0, 0.60), (70.0, 0.61)]  # a tie does not count as a rise
     assert vs_peers.time_to_reach(vs_peers.best_so_far(got), 0.58) == 30.0
     assert vs_peers.time_to_reach(vs_peers.best_so_far(got), 0.62) is None
+    # A peer's value as its event file keeps it (6 decimals) is reached by the same count of votes.
+    assert vs_peers.time_to_reach([(170.3, 2421 / 3441)], float(f"{2421 / 3441:.6f}")) == 170.3
+    assert vs_peers.time_to_reach([(170.3, 2420 / 3441)], float(f"{2421 / 3441:.6f}")) is None
 
 
 def test_each_peer_is_timed_to_its_own_final_best_and_pairtune_to_the_same_value(vs_peers):
