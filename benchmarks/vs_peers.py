@@ -55,11 +55,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 DEFAULT_CONFIG = ROOT / "benchmarks" / "ruddit_minilm_30min.yaml"
 SYSTEMS = ("notebook", "ray_guide", "pairtune")
-# The keys the peers can vary (each means the same there as in pairtune); a config searching others is refused.
 # The model all three train: the notebook's, which scores the encoder's pooler output (pairtune's trials
 # read the same pretrained pooler with model.pooling pooler), so that the systems differ, not the models.
 PEER_MODEL = "model.pooling=pooler"
 DECIMALS = 6  # of an agreement in the event files; time_to_reach compares at this precision
+# The keys the peers can vary (each means the same there as in pairtune); a config searching others is refused.
 PEER_KEYS = ("train.lr", "train.margin", "train.batch_size", "train.warmup_ratio", "model.dropout")
 CSV_FIELDS = ("system", "elapsed_s", "trial", "agreement")
 
