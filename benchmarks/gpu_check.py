@@ -298,6 +298,20 @@ def trials_per_gpu(row: dict, context_mib: float, total_mib: float) -> tuple[int
     return k, (round(1 / k, 4) if k else None)
 
 
+def attempt(what: str, plan: Plan, errors: list, measure) -> dict | None:
+    """measure() for one setting, when the time left allows it; one that fails (out of memory, say) is
+    recorded in `errors` and gives None: the other settings are still worth their device time."""
+    if not plan.time_left(what):
+        return None
+    try:
+        return measure()
+    except Exception:
+        log.exception("%s failed", what)
+        errors.append(f"{what}: {traceback.format_exc(limit=8)}")
+        _fresh_memory(plan.on_cuda)
+        return None
+
+
 def throughput(plan: Plan, inputs: FoldInputs, peak_tflops: float, report, errors: list) -> list[dict]:
     """Every setting in turn; one that fails (out of memory, say) is recorded in `errors` and the rest run."""
     rows = []
@@ -306,15 +320,9 @@ def throughput(plan: Plan, inputs: FoldInputs, peak_tflops: float, report, error
         template = build_encoder(shape)
         for max_length, chunk, precision in itertools.product(MAX_LENGTHS, CHUNKINGS, plan.precisions):
             what = f"throughput {name} {precision} max_length {max_length} texts_per_forward {chunk}"
-            if not plan.time_left(what):
-                continue
-            try:
-                row = {"encoder": name, **measure_setting(template, shape, inputs, precision, max_length, chunk, plan,
-                                                          peak_tflops)}
-            except Exception:  # the other settings are still worth their device time
-                log.exception("%s failed", what)
-                errors.append(f"{what}: {traceback.format_exc(limit=8)}")
-                _fresh_memory(plan.on_cuda)
+            row = attempt(what, plan, errors, lambda: {"encoder": name, **measure_setting(  # noqa: B023 (called at once)
+                template, shape, inputs, precision, max_length, chunk, plan, peak_tflops)})
+            if row is None:
                 continue
             if plan.on_cuda:
                 row["trials_per_gpu"], row["gpus_per_trial"] = trials_per_gpu(row, row["cuda_context_mib"], total)
@@ -368,14 +376,9 @@ def notebook(plan: Plan, inputs: FoldInputs, texts, tokenizer, peak_tflops: floa
     rows = []
     for (name, shape), precision in itertools.product(plan.shapes().items(), plan.precisions):
         what = f"notebook {name} {precision} max_length {NOTEBOOK_MAX_LENGTH}"
-        if not plan.time_left(what):
-            continue
-        try:
-            row = {"encoder": name, **notebook_setting(shape, inputs, texts, tokenizer, precision, plan, peak_tflops)}
-        except Exception:
-            log.exception("%s failed", what)
-            errors.append(f"{what}: {traceback.format_exc(limit=8)}")
-            _fresh_memory(plan.on_cuda)
+        row = attempt(what, plan, errors, lambda: {"encoder": name, **notebook_setting(  # noqa: B023 (called at once)
+            shape, inputs, texts, tokenizer, precision, plan, peak_tflops)})
+        if row is None:
             continue
         log.info("%s: %.1f pairs/s, %.2f TFLOP/s", what, row["pairs_per_s"], row["useful_tflops"])
         rows.append(row)
