@@ -75,12 +75,13 @@ class Sampler(threading.Thread):
                 continue
             fields = stat[stat.rindex(")") + 2:].split()
             cpu = (int(fields[11]) + int(fields[12])) / self.tick
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
             p = self.procs.get(f"{d}:{fields[19]}")
             if p is None:
                 self.procs[f"{d}:{fields[19]}"] = {"pid": int(d), "ppid": int(fields[1]), "seen": now, "cpu0": cpu if first else 0.0,
-                                                   "cpu": cpu, "series": [(now, cpu)], "name": stat[stat.index("(") + 1:stat.rindex(")")]}
+                                                   "cpu": cpu, "series": [(now, cpu)], "name": name}
             else:
-                p["name"] = stat[stat.index("(") + 1:stat.rindex(")")]  # Ray names its workers after they start
+                p["name"] = name  # Ray names its workers after they start
                 if cpu != p["cpu"]:
                     p["cpu"] = cpu
                     p["series"].append((now, cpu))

@@ -66,6 +66,7 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
     problems += storage_problems(cfg)
     problems += [f"{cfg.source}: {p}" for p in environment_problems(cfg.search.tracking)]
     longest = max(possible_values(cfg, "data.max_length"))
+    pooler = "pooler" in possible_values(cfg, "model.pooling")
     for backbone in possible_values(cfg, "model.backbone"):
         try:
             positions = backbone_positions(resolve_backbone(backbone))
@@ -76,7 +77,7 @@ def preflight(cfg: PairtuneConfig, local_cluster: bool = False) -> None:
             problems.append(
                 f"{cfg.source}: data.max_length: {longest} tokens, but backbone {backbone} has {positions} positions"
             )
-        if "pooler" in possible_values(cfg, "model.pooling") and (problem := pooler_problem(backbone)):
+        if pooler and (problem := pooler_problem(backbone)):
             problems.append(f"{cfg.source}: model.pooling: pooler: {problem}")
     for precision in possible_values(cfg, "train.precision"):
         if precision == "16-mixed" and cfg.search.gpus_per_trial == 0:
