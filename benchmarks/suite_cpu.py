@@ -76,10 +76,11 @@ class Sampler(threading.Thread):
             fields = stat[stat.rindex(")") + 2:].split()
             cpu = (int(fields[11]) + int(fields[12])) / self.tick
             name = stat[stat.index("(") + 1:stat.rindex(")")]
-            p = self.procs.get(f"{d}:{fields[19]}")
+            key = f"{d}:{fields[19]}"  # pid and start tick: a reused pid is another process
+            p = self.procs.get(key)
             if p is None:
-                self.procs[f"{d}:{fields[19]}"] = {"pid": int(d), "ppid": int(fields[1]), "seen": now, "cpu0": cpu if first else 0.0,
-                                                   "cpu": cpu, "series": [(now, cpu)], "name": name}
+                self.procs[key] = {"pid": int(d), "ppid": int(fields[1]), "seen": now, "cpu0": cpu if first else 0.0,
+                                   "cpu": cpu, "series": [(now, cpu)], "name": name}
             else:
                 p["name"] = name  # Ray names its workers after they start
                 if cpu != p["cpu"]:
