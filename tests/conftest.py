@@ -17,6 +17,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("OMP_NUM_THREADS",
                           str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+# No test reaches real AWS: every S3 call goes to the moto server on loopback (s3_server) with these
+# fake credentials, set before any Ray starts so that every Ray's workers have them (trials write to
+# s3:// runs) and a local Ray the tests share need not be restarted for them.
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny import make_tiny_backbone
@@ -77,7 +81,6 @@ def ruddit_pairs() -> Path:
 def s3_server(tmp_path_factory):
     """An S3-compatible server (moto) on loopback and a bucket in it; yields the query string that
     points pyarrow (and Ray) at it: s3://BUCKET/path + query."""
-    import os
     import socket
     import subprocess
     import time
@@ -88,9 +91,7 @@ def s3_server(tmp_path_factory):
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log,
                             stderr=subprocess.STDOUT)
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    try:
+    try:  # the credentials: this file sets them for the whole test run
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -109,11 +110,6 @@ def s3_server(tmp_path_factory):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # The one real search through the CLI that the whole test run shares (each search costs about a minute):
@@ -217,12 +213,42 @@ def own_environ():
             os.environ["RAY_AUTH_MODE"] = auth
 
 
+_local_ray = []  # the context of the local Ray this test process started as pairtune does, if any
+
+
+def _pairtunes_ray_is_running() -> bool:
+    """A Ray is running in this process and it is the one start_ray started here (not a cluster or a
+    Ray with a declared GPU that a test started its own way, nor a successor of it)."""
+    import ray
+
+    return bool(ray.is_initialized() and _local_ray
+                and ray.get_runtime_context().gcs_address == _local_ray[-1].address_info["gcs_address"])
+
+
+@pytest.fixture
+def shared_local_ray():
+    """The local Ray this test process runs searches on, started as `pairtune search` starts one on a
+    single machine (search.tune.tuner.start_ray: dashboard on loopback, token authentication) by the
+    first test that asks for it and kept running for the next: each start costs about 11 CPU-seconds
+    of Ray's daemons and dashboard. The modules whose tests use it share one xdist group, so one
+    process starts it once. Yields ray.init's context."""
+    import ray
+
+    from search.tune import tuner
+
+    if not _pairtunes_ray_is_running():
+        if ray.is_initialized():  # one a test started its own way
+            ray.shutdown()
+        _local_ray.append(tuner.start_ray(None))
+    yield _local_ray[-1]
+
+
 @pytest.fixture
 def run_cli(capsys, monkeypatch):
     """`pairtune ARGS` through its entry point (search.cli.main) in this process, as a finished
     process: returncode, stdout, stderr, and started_ray: the command started or joined a Ray (it
     called search.tune.tuner.start_ray, or Ray was not running before and is now). A Ray an earlier
-    test left running in this process is reused, and does not hide a command that asks for one."""
+    test left running in this process is reused (shared_local_ray), and does not hide a command that asks for one."""
     import ray
 
     from search.cli.main import main
@@ -230,7 +256,15 @@ def run_cli(capsys, monkeypatch):
 
     asked = []
     start_ray = tuner.start_ray
-    monkeypatch.setattr(tuner, "start_ray", lambda address: asked.append(address) or start_ray(address))
+
+    def recorded(address):
+        asked.append(address)
+        context = start_ray(address)
+        if context is not None and not address:
+            _local_ray.append(context)  # a local Ray as pairtune starts one: later tests may reuse it
+        return context
+
+    monkeypatch.setattr(tuner, "start_ray", recorded)
 
     def run(*args):
         already = ray.is_initialized()  # by an earlier test in this process
@@ -246,12 +280,11 @@ def run_cli(capsys, monkeypatch):
     return run
 
 
-# The groups that take longest (seconds under -n 2 on 2 cores, 2026-12-03), longest first: with
-# --no-loadscope-reorder xdist hands out groups in the order they are collected, so these start first
-# and the many quick groups fill the gaps; xdist's own order (most tests first) left the longest
-# searches, one test each, for the end, with one process idle while they ran.
-LONGEST_GROUPS = ("test_cluster_jobs", "shared-search", "test_shipped_configs", "test_resume", "test_search_machinery",
-                  "test_node_failure", "test_gpu_check", "test_regression")
+# The groups that take longest (under -n 2 on 2 cores), longest first: with --no-loadscope-reorder
+# xdist hands out groups in the order they are collected, so these start first and the many quick
+# groups fill the gaps; xdist's own order (most tests first) left the longest searches, one test each,
+# for the end, with one process idle while they ran.
+LONGEST_GROUPS = ("shared", "test_cluster_jobs", "test_resume", "test_search_machinery", "test_node_failure", "test_gpu_check")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
@@ -259,15 +292,16 @@ def pytest_collection_modifyitems(config, items):
     """With `-n 2 --dist loadgroup --no-loadscope-reorder` (pytest-xdist; the README's test command) two
     test processes run the tests, each group in one of them: a module's tests form a group (its module
     fixtures, a Ray cluster or a trained model, start once), and every module that reads the shared
-    search joins one group "shared-search" (it runs once). The groups are collected longest first
+    search or runs searches on the shared local Ray (shared_local_ray) joins one group "shared" (each starts
+    once). The groups are collected longest first
     (LONGEST_GROUPS, then the other slow ones, then the rest, each in its usual order). Without -n (or
     with -n 0) the groups change nothing but the order."""
     shared = {item.module.__name__ for item in items
-              if {"small_search", "shared_run_copy"} & set(getattr(item, "fixturenames", ()))}
+              if {"small_search", "shared_run_copy", "shared_local_ray"} & set(getattr(item, "fixturenames", ()))}
     group = {}
     for item in items:
         name = item.module.__name__
-        group[item] = "shared-search" if name in shared else name
+        group[item] = "shared" if name in shared else name
         item.add_marker(pytest.mark.xdist_group(group[item]))
 
     def rank(item):

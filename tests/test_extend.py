@@ -48,7 +48,8 @@ def test_a_restored_asha_judges_new_trials_against_the_rungs_earlier_ones_reache
 
 @pytest.mark.slow
 def test_extend_adds_trials_to_a_finished_search_with_tpe_and_asha_keeping_their_history(shared_run_copy, small_search,
-                                                                                           run_cli, own_environ, caplog):
+                                                                                           shared_local_ray, run_cli, own_environ,
+                                                                                           caplog):
     run = shared_run_copy  # a copy: the trackers (W&B offline, MLflow) write into it, not where the search ran
     before = {p.parent.name: (p.parent / "result.json").read_text() for p in run.glob("*/params.json")}
     caplog.set_level(logging.INFO, logger="search")

@@ -76,7 +76,7 @@ def test_pearson_on_pair_votes_is_rejected_before_anything_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_for_pearson_with_mse_regression(tmp_path, tiny_backbone, run_cli):
+def test_search_for_pearson_with_mse_regression(tmp_path, tiny_backbone, shared_local_ray, run_cli):
     path = patent_like_csv(tmp_path / "patents.csv")
     config = {
         "data": {"pairs": str(path), "format": "scores", "template": TEMPLATE, "group_column": "anchor",

@@ -73,8 +73,8 @@ def worker_processes_under(pid: int) -> list[str]:
     return [" ".join(c) for p, c in command.items() if under(p) and worker(c)]
 
 
-@pytest.mark.slow  # starts a local Ray
-def test_local_ray_dashboard_is_loopback_only_and_needs_the_token_and_no_worker_waits_idle():
+@pytest.mark.slow  # starts a local Ray, or looks at the one earlier tests' searches in this process ran on
+def test_local_ray_dashboard_is_loopback_only_and_needs_the_token_and_no_worker_waits_idle(shared_local_ray):
     import socket
     import urllib.error
     import urllib.request
@@ -82,29 +82,23 @@ def test_local_ray_dashboard_is_loopback_only_and_needs_the_token_and_no_worker_
 
     import ray
 
-    from search.tune.tuner import start_ray
-
-    if ray.is_initialized():  # an earlier test's search in this process (run_cli): start afresh
-        ray.shutdown()
-    context = start_ray(None)  # what `pairtune search` starts on a single machine
-    try:
-        host, port = context.dashboard_url.replace("http://", "").split(":")
-        assert host == "127.0.0.1"
-        with pytest.raises(urllib.error.HTTPError) as denied:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/", timeout=10)
-        assert denied.value.code == 401  # token authentication is on
-        token = (Path.home() / ".ray" / "auth_token").read_text().strip()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/jobs/", headers={"Authorization": f"Bearer {token}"})
-        assert urllib.request.urlopen(request, timeout=10).status == 200
-        # Not reachable on the machine's network address (the one Ray's nodes use).
-        other = ray.util.get_node_ip_address()
-        assert not other.startswith("127."), other
-        with pytest.raises(OSError):
-            socket.create_connection((other, int(port)), timeout=3).close()
-        # No idle worker processes started in advance: Tune never runs a trial in one (LOCAL_RAY_CONFIG).
-        assert worker_processes_under(os.getpid()) == []
-    finally:
-        ray.shutdown()
+    context = shared_local_ray  # what `pairtune search` starts on a single machine (search.tune.tuner.start_ray)
+    host, port = context.dashboard_url.replace("http://", "").split(":")
+    assert host == "127.0.0.1"
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/", timeout=10)
+    assert denied.value.code == 401  # token authentication is on
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/jobs/", headers={"Authorization": f"Bearer {token}"})
+    assert urllib.request.urlopen(request, timeout=10).status == 200
+    # Not reachable on the machine's network address (the one Ray's nodes use).
+    other = ray.util.get_node_ip_address()
+    assert not other.startswith("127."), other
+    with pytest.raises(OSError):
+        socket.create_connection((other, int(port)), timeout=3).close()
+    # No idle worker process started in advance (Tune never runs a trial in one: LOCAL_RAY_CONFIG), nor
+    # left waiting by the searches earlier tests ran on it.
+    assert worker_processes_under(os.getpid()) == []
 
 
 def test_secrets_have_no_place_in_configs(tmp_path):

@@ -52,7 +52,7 @@ def local_configs():
 
 
 @pytest.mark.parametrize("path", local_configs(), ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_shipped_config_runs_end_to_end(path, tmp_path, tiny_backbone, ruddit_pairs, run_cli):
+def test_shipped_config_runs_end_to_end(path, tmp_path, tiny_backbone, ruddit_pairs, shared_local_ray, run_cli):
     sets = small_machine(path, tiny_backbone, ruddit_pairs, str(tmp_path / "runs"))
     args = ["search", str(path)] + [a for s in sets for a in ("--set", s)]
     out = run_cli(*args)
@@ -71,21 +71,13 @@ def test_shipped_config_runs_end_to_end(path, tmp_path, tiny_backbone, ruddit_pa
 
 
 @pytest.fixture
-def cluster_user_env(s3_server, own_environ, tmp_path, monkeypatch):
-    """This process as a cluster user's driver: the S3 credentials (s3_server put them in the environment)
-    reach the trial workers of a Ray started after them (one an earlier test left running has none),
-    no W&B or MLflow settings of the machine's own, the repository root as working directory (the
-    config's relative data path points there); the Ray stopped afterwards."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
+def cluster_user_env(s3_server, shared_local_ray, own_environ, tmp_path, monkeypatch):
+    """This process as a cluster user's driver: the S3 credentials reach the trial workers (tests/conftest.py
+    sets them before any Ray starts), no W&B or MLflow settings of the machine's own, the repository
+    root as working directory (the config's relative data path points there)."""
     own_environ["PAIRTUNE_CACHE"] = str(tmp_path / "cache")
     monkeypatch.chdir(ROOT)
-    try:
-        yield s3_server
-    finally:
-        ray.shutdown()
+    yield s3_server
 
 
 def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, tiny_backbone, ruddit_pairs, cluster_user_env,
@@ -99,7 +91,7 @@ def test_jigsaw_cluster_config_runs_on_s3_with_baseline_and_trackers(tmp_path, t
     sets.append("search.tracking={wandb: {project: pairtune-test, mode: offline}, mlflow: {}}")
     out = run_cli("search", str(path), *[a for s in sets for a in ("--set", s)])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert out.started_ray  # a local Ray of its own, whose workers have the S3 credentials
+    assert out.started_ray  # on a local Ray as pairtune starts one, whose workers have the S3 credentials
     run = storage.join(storage.location(base), "shipped")
     summary = json.loads(storage.read_text(storage.join(run, "export", "summary.json")))
     assert summary["baseline"]["agreement"] > 0.4
