@@ -28,7 +28,7 @@ FAILING = {**GOOD, "train.lr": 1e-5, "train.margin": 0.6}
 FAIL_IF = {"train.margin": 0.5}
 
 
-METRICS_PUSH_S = 1.0  # how often the module's Ray pushes metrics (Ray's default, 10 s, would make the test wait)
+METRICS_PUSH_S = 0.5  # how often the module's Ray pushes metrics (Ray's default, 10 s, would make the test wait)
 
 
 @pytest.fixture(scope="module", autouse=True)
