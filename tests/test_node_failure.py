@@ -25,7 +25,8 @@ def test_trial_survives_losing_its_node(tmp_path, tiny_backbone, ruddit_pairs):
 
     if ray.is_initialized():  # a local Ray an earlier test left in this process: this test joins its own cluster
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the head runs no trials
+    # The head runs no trials, and no dashboard: nothing here looks at one (tests/test_cluster_jobs.py's cluster has it).
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     run = tmp_path / "runs" / "n"
