@@ -213,7 +213,7 @@ def own_environ():
             os.environ["RAY_AUTH_MODE"] = auth
 
 
-_local_ray = []  # the context of the local Ray this test process started as pairtune does, if any
+_local_ray = []  # [the context of the local Ray shared_local_ray started in this process], or []
 
 
 def _pairtunes_ray_is_running() -> bool:
@@ -222,7 +222,7 @@ def _pairtunes_ray_is_running() -> bool:
     import ray
 
     return bool(ray.is_initialized() and _local_ray
-                and ray.get_runtime_context().gcs_address == _local_ray[-1].address_info["gcs_address"])
+                and ray.get_runtime_context().gcs_address == _local_ray[0].address_info["gcs_address"])
 
 
 @pytest.fixture
@@ -239,8 +239,8 @@ def shared_local_ray():
     if not _pairtunes_ray_is_running():
         if ray.is_initialized():  # one a test started its own way
             ray.shutdown()
-        _local_ray.append(tuner.start_ray(None))
-    yield _local_ray[-1]
+        _local_ray[:] = [tuner.start_ray(None)]
+    yield _local_ray[0]
 
 
 @pytest.fixture
@@ -248,7 +248,7 @@ def run_cli(capsys, monkeypatch):
     """`pairtune ARGS` through its entry point (search.cli.main) in this process, as a finished
     process: returncode, stdout, stderr, and started_ray: the command started or joined a Ray (it
     called search.tune.tuner.start_ray, or Ray was not running before and is now). A Ray an earlier
-    test left running in this process is reused (shared_local_ray), and does not hide a command that asks for one."""
+    test left running in this process (shared_local_ray's) is reused, and does not hide a command that asks for one."""
     import ray
 
     from search.cli.main import main
@@ -256,15 +256,7 @@ def run_cli(capsys, monkeypatch):
 
     asked = []
     start_ray = tuner.start_ray
-
-    def recorded(address):
-        asked.append(address)
-        context = start_ray(address)
-        if context is not None and not address:
-            _local_ray.append(context)  # a local Ray as pairtune starts one: later tests may reuse it
-        return context
-
-    monkeypatch.setattr(tuner, "start_ray", recorded)
+    monkeypatch.setattr(tuner, "start_ray", lambda address: asked.append(address) or start_ray(address))
 
     def run(*args):
         already = ray.is_initialized()  # by an earlier test in this process
